@@ -1,0 +1,43 @@
+# The two commands a newcomer runs: `make demo` (the main job end to end on the embedded
+# default) and `make test` (lint + the whole test suite). Both create or reuse the venvs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+IVENV  := .venv-infra
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export GX_ANALYTICS_ENABLED := false
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint venv infra-venv clean
+
+# torch first (the local CPU build), then everything else pinned by constraints.txt.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip wheel
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c constraints.txt -e '.[serve,train,dev]'
+	touch $@
+
+# Infra linters (checkov, ansible, ansible-lint) pin conflicting versions: their own venv.
+$(IVENV)/.installed: requirements/infra.txt
+	test -x $(IVENV)/bin/python || $(PYTHON) -m venv $(IVENV)
+	$(IVENV)/bin/pip install -q --upgrade pip
+	$(IVENV)/bin/pip install -q -r requirements/infra.txt
+	touch $@
+
+venv: $(VENV)/.installed
+infra-venv: $(IVENV)/.installed
+
+demo: venv
+	$(BIN)/aidetect demo
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src tests bench components pipelines
+
+test: venv infra-venv lint
+	PATH="$(CURDIR)/$(BIN):$(CURDIR)/$(IVENV)/bin:$$PATH" $(BIN)/pytest -q
+
+clean:
+	rm -rf .aidetect .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Click commands, one module per concern; imported lazily by :mod:`aidetect.cli`."""

@@ -1,0 +1,66 @@
+"""Fixtures shared by every test room: isolated state, real servers on loopback, shared data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import servers
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own AIDETECT_HOME and no inherited tracking URI or datasets root."""
+    home = tmp_path / "aidetect-home"
+    monkeypatch.setenv("AIDETECT_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("AIDETECT_DATASETS", raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def shared_datasets() -> Path:
+    """``../shared/datasets``; tests that need it skip with a clear message when it is absent."""
+    from aidetect.paths import shared_datasets as locate
+
+    found = locate()
+    if found is None:
+        pytest.skip("../shared/datasets is not present on this machine (CI has it)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real moto_server S3 endpoint on loopback, shared by the session."""
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with servers.moto_s3(log) as url:
+        yield url
+
+
+@pytest.fixture
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point boto3 (and so aidetect.storage) at the loopback S3 server with test credentials."""
+    from aidetect import storage
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    storage._client.cache_clear()
+    return s3_endpoint
+
+
+@pytest.fixture(scope="session")
+def mlflow_server_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``mlflow server`` process on loopback, shared by the session."""
+    with servers.mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as uri:
+        yield uri
