@@ -178,7 +178,7 @@ def open_binary(uri: str) -> IO[bytes]:
     """A readable binary stream (local file handle or S3 streaming body)."""
     if not is_s3(uri):
         try:
-            return open(uri, "rb")  # noqa: SIM115
+            return open(uri, "rb")
         except FileNotFoundError:
             raise StorageError(f"not found: {uri}") from None
     bucket, key = split_s3(uri)

@@ -44,7 +44,7 @@ def import_torchvision() -> ModuleType:
     import torch
 
     if not _native_ops_load() and _lib is None:
-        _lib = torch.library.Library("torchvision", "DEF")  # noqa: TOR101
+        _lib = torch.library.Library("torchvision", "DEF")
         for schema in _SCHEMAS:
             _lib.define(schema)
     import torchvision
