@@ -1,0 +1,1 @@
+"""Data: sources, dataset versions, validation, demo data, image features (no torch here)."""

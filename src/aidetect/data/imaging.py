@@ -1,0 +1,88 @@
+"""Decode images safely and turn them into model input, with numpy and Pillow only.
+
+Training, evaluation, the ONNX parity check and the torch-free server all call
+:func:`to_model_input`, so preprocessing is identical everywhere.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from aidetect.errors import DataError
+
+DEFAULT_MAX_PIXELS = 40_000_000  # ~ 6300 x 6300; larger images are refused before decoding
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ImageDecodeError(DataError):
+    """The bytes are not a decodable image, or the image is too large."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # short machine-readable reason: corrupt, too_large, unsupported
+
+
+def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open ``data`` lazily and check its declared size *before* decoding pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombWarning) as exc:
+        raise ImageDecodeError(f"not a decodable image: {exc}", "corrupt") from None
+    except Image.DecompressionBombError:
+        raise ImageDecodeError("image exceeds the pixel limit", "too_large") from None
+    w, h = img.size
+    if w <= 0 or h <= 0:
+        raise ImageDecodeError(f"image has an empty size {w}x{h}", "corrupt")
+    if w * h > max_pixels:
+        raise ImageDecodeError(f"image is {w}x{h} = {w * h} pixels, above the limit {max_pixels}", "too_large")
+    return img
+
+
+def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Fully decode ``data`` into an RGB image, raising :class:`ImageDecodeError` on failure."""
+    img = open_image(data, max_pixels)
+    try:
+        img.load()
+        return img.convert("RGB") if img.mode != "RGB" else img
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageDecodeError(f"image data is corrupt: {exc}", "corrupt") from None
+
+
+def resize_center_crop(img: Image.Image, size: int) -> Image.Image:
+    """Resize the shorter side to ``size`` (bilinear) and crop the centre to ``size`` x ``size``."""
+    w, h = img.size
+    if (w, h) == (size, size):
+        return img
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    img = img.resize((nw, nh), Image.Resampling.BILINEAR)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return img.crop((left, top, left + size, top + size))
+
+
+def normalize(
+    pixels: np.ndarray, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD
+) -> np.ndarray:
+    """uint8 ``[..., H, W, 3]`` -> float32 ``[..., 3, H, W]``, scaled to [0, 1] then standardised."""
+    x = pixels.astype(np.float32) / 255.0
+    x = (x - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    return np.ascontiguousarray(np.moveaxis(x, -1, -3))
+
+
+def to_model_input(
+    img: Image.Image,
+    size: int,
+    mean: Sequence[float] = IMAGENET_MEAN,
+    std: Sequence[float] = IMAGENET_STD,
+) -> np.ndarray:
+    """An RGB image -> float32 ``[3, size, size]`` ready for the network."""
+    rgb = img.convert("RGB") if img.mode != "RGB" else img
+    return normalize(np.asarray(resize_center_crop(rgb, size), dtype=np.uint8), mean, std)
