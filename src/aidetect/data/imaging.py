@@ -34,7 +34,9 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombWarning) as exc:
+    except UnidentifiedImageError:
+        raise ImageDecodeError("not a recognised image format", "corrupt") from None
+    except (OSError, ValueError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(f"not a decodable image: {exc}", "corrupt") from None
     except Image.DecompressionBombError:
         raise ImageDecodeError("image exceeds the pixel limit", "too_large") from None
@@ -42,7 +44,8 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
     if w <= 0 or h <= 0:
         raise ImageDecodeError(f"image has an empty size {w}x{h}", "corrupt")
     if w * h > max_pixels:
-        raise ImageDecodeError(f"image is {w}x{h} = {w * h} pixels, above the limit {max_pixels}", "too_large")
+        msg = f"image is {w}x{h} = {w * h} pixels, above the limit {max_pixels}"
+        raise ImageDecodeError(msg, "too_large")
     return img
 
 
