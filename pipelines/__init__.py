@@ -1,0 +1,1 @@
+"""KFP pipeline definitions (training, monitoring), their compiler and their local/cluster runners."""
