@@ -1,0 +1,1 @@
+"""GitOps: models move between environments only through git (overlays, branches, pull requests)."""
