@@ -89,3 +89,25 @@ def to_model_input(
     """An RGB image -> float32 ``[3, size, size]`` ready for the network."""
     rgb = img.convert("RGB") if img.mode != "RGB" else img
     return normalize(np.asarray(resize_center_crop(rgb, size), dtype=np.uint8), mean, std)
+
+
+def inspect_image(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, verify: bool = True
+) -> dict[str, object]:
+    """``{width, height, format, mode}`` from the header; with ``verify`` the pixels are decoded too.
+
+    Raises :class:`ImageDecodeError` for anything a consumer could not decode.
+    """
+    img = open_image(data, max_pixels)
+    info: dict[str, object] = {
+        "width": img.width,
+        "height": img.height,
+        "format": img.format,
+        "mode": img.mode,
+    }
+    if verify:
+        try:
+            img.load()
+        except (OSError, ValueError, SyntaxError) as exc:
+            raise ImageDecodeError(f"image data is corrupt: {exc}", "corrupt") from None
+    return info

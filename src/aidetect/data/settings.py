@@ -1,0 +1,94 @@
+"""The data concern's configuration (``configs/data.yaml``): label set, splits, ingest limits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aidetect import config
+from aidetect.errors import ConfigError
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+# Folder names accepted for each split (compared case-insensitively).
+SPLIT_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "train": ("train", "training"),
+    "val": ("val", "valid", "validation", "dev"),
+    "test": ("test", "testing", "eval"),
+}
+
+
+def _default_synonyms() -> dict[str, list[str]]:
+    return {
+        "REAL": ["real", "human", "authentic", "genuine", "photo", "natural"],
+        "FAKE": ["fake", "ai", "generated", "ai-generated", "synthetic", "gan", "diffusion"],
+    }
+
+
+@dataclass
+class DataConfig:
+    """How sources become dataset versions."""
+
+    # Ordered label set: the class index is the position. Binary REAL/FAKE by default.
+    labels: list[str] = field(default_factory=lambda: ["REAL", "FAKE"])
+    # Extra names per label (case-insensitive); entries for labels not in ``labels`` are ignored.
+    synonyms: dict[str, list[str]] = field(default_factory=_default_synonyms)
+    # Fractions used to assign splits from the sha256 where the source has none.
+    split_fractions: dict[str, float] = field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1})
+    # Corrupt images are skipped and listed while their share stays at or below this; above it is fatal.
+    max_corrupt_fraction: float = 0.01
+    # Fully decode each image at ingest (cheap for small images); False checks only the header.
+    verify_decode: bool = True
+    # Images above this many pixels are treated as unusable (refused before decoding).
+    max_pixels: int = 40_000_000
+    # keep: every file becomes a row; drop: only the first copy of identical bytes with the same label.
+    duplicates: str = "keep"
+    # Parquet sources: column names ("" = detect: an ``image`` struct with ``bytes`` or a binary column).
+    image_column: str = ""
+    label_column: str = "label"
+    # Optional column copied to the manifest's ``origin`` (e.g. HF ``source``: coco, diffusiondb).
+    origin_column: str = "source"
+    # Names for integer labels when the parquet schema metadata carries none (index -> name).
+    label_names: list[str] = field(default_factory=list)
+    # auto: derive CIFAR-10 content classes from CIFAKE file names when every name has that form.
+    content_class: str = "auto"
+    # A new shard starts after this many bytes of images.
+    shard_max_bytes: int = 64 * 1024 * 1024
+
+    def validate(self) -> None:
+        if len(self.labels) < 2:
+            raise ConfigError("labels: need at least two labels")
+        norm = [normalize_name(x) for x in self.labels]
+        if len(set(norm)) != len(norm):
+            raise ConfigError(f"labels: duplicate names {self.labels}")
+        unknown = sorted(set(self.split_fractions) - set(SPLITS))
+        if unknown:
+            raise ConfigError(f"split_fractions.{unknown[0]}: unknown split (known: {', '.join(SPLITS)})")
+        try:
+            fractions = {k: float(v) for k, v in self.split_fractions.items()}
+        except (TypeError, ValueError):
+            raise ConfigError("split_fractions: values must be numbers") from None
+        if any(v < 0 for v in fractions.values()) or abs(sum(fractions.values()) - 1.0) > 1e-6:
+            raise ConfigError(f"split_fractions: must be non-negative and sum to 1, got {fractions}")
+        if fractions.get("train", 0.0) <= 0:
+            raise ConfigError("split_fractions.train: must be above 0")
+        self.split_fractions = {s: fractions.get(s, 0.0) for s in SPLITS}
+        if not 0.0 <= self.max_corrupt_fraction <= 1.0:
+            raise ConfigError("max_corrupt_fraction: must be between 0 and 1")
+        if self.duplicates not in {"keep", "drop"}:
+            raise ConfigError(f"duplicates: expected keep or drop, got {self.duplicates!r}")
+        if self.content_class not in {"auto", "cifake", "none"}:
+            raise ConfigError(f"content_class: expected auto, cifake or none, got {self.content_class!r}")
+        if self.max_pixels <= 0 or self.shard_max_bytes <= 0:
+            raise ConfigError("max_pixels and shard_max_bytes: must be positive")
+
+
+def normalize_name(name: str) -> str:
+    """Case- and separator-insensitive form of a class or split name: ``AI_Generated`` -> ``ai-generated``."""
+    return "-".join(name.strip().lower().replace("_", " ").replace("-", " ").split())
+
+
+def load_data_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> DataConfig:
+    """``configs/data.yaml`` < ``AIDETECT_DATA__*`` env < ``overrides``."""
+    return config.load(DataConfig, "data", path=path, overrides=overrides)
