@@ -1,0 +1,114 @@
+"""``aidetect optimize | serve | predict | explain``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from aidetect.errors import AidetectError
+
+
+@click.command()
+@click.option(
+    "--model", "model_uri", required=True, help="Bundle: folder, s3:// prefix or models:/<name>@<alias>."
+)
+@click.option("--config", "config_path", default=None, help="Serving YAML (default configs/serving.yaml).")
+@click.option("--name", default=None, help="Route name of the model (default: the bundle's model_name).")
+@click.option("--http-port", type=int, default=None)
+@click.option("--grpc-port", type=int, default=None)
+@click.option("--no-grpc", is_flag=True, default=False, help="REST only.")
+@click.option("--workers", type=int, default=None, help="REST worker processes.")
+@click.option("--threads", "intra_op_threads", type=int, default=None, help="onnxruntime threads (0: auto).")
+@click.option("--max-batch", type=int, default=None)
+@click.option("--max-image-pixels", type=int, default=None)
+@click.option("--max-request-bytes", type=int, default=None)
+@click.option(
+    "--inference-log", "inference_log_uri", default=None, help="Folder or s3:// prefix for the log."
+)
+def serve(model_uri: str, config_path: str | None, no_grpc: bool, name: str | None, **flags: object) -> None:
+    """Serve a model bundle over the Open Inference Protocol v2 (KServe ModelServer, REST + gRPC)."""
+    from aidetect.serving.config import load_serving_config
+    from aidetect.serving.server import run_server
+
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    if no_grpc:
+        overrides["enable_grpc"] = False
+    if name:
+        overrides["model_name"] = name
+    cfg = load_serving_config(config_path, overrides)
+    run_server(model_uri, cfg)
+
+
+def _read_image(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise AidetectError(f"cannot read {path}: {exc.strerror}") from None
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True)
+@click.option("--url", default="http://127.0.0.1:8080", show_default=True, help="Server base URL.")
+@click.option("--model", "model_name", default=None, help="Model name (default: the only model served).")
+@click.option("--token", envvar="AIDETECT_TOKEN", default=None, help="Bearer token (or $AIDETECT_TOKEN).")
+@click.option("--batch", type=int, default=16, show_default=True, help="Images per request.")
+def predict(images: tuple[str, ...], url: str, model_name: str | None, token: str | None, batch: int) -> None:
+    """Classify IMAGES with a running server and print label and fake probability per image."""
+    from aidetect.serving.client import V2Client
+
+    client = V2Client(url, token)
+    model = model_name or client.default_model()
+    width = max(len(p) for p in images)
+    for start in range(0, len(images), max(1, batch)):
+        chunk = images[start : start + batch]
+        preds = client.predict(model, [_read_image(p) for p in chunk])
+        for path, pred in zip(chunk, preds, strict=True):
+            if pred.probability_fake is not None:
+                detail = f"p(fake)={pred.probability_fake:.3f}"
+            else:
+                detail = " ".join(f"{k}={v:.3f}" for k, v in pred.probabilities.items())
+            click.echo(f"{path:<{width}}  {pred.label:<6}  {detail}")
+
+
+@click.command()
+@click.option(
+    "--model", "model_ref", required=True, help="Checkpoint file/folder, or models:/<name>@<alias>."
+)
+@click.option("--data", "dataset_version", default=None, help="Dataset version for calibration and parity.")
+@click.option("--out", "out_dir", required=True, help="New folder (or s3:// prefix) for the bundle.")
+@click.option("--name", "model_name", default=None, help="Model name in the bundle (default: registry name).")
+@click.option("--version", "model_version", default=None, help="Model version in the bundle.")
+@click.option(
+    "--variants", default="fp32,fp32-opt,int8", show_default=True, help="Comma-separated variants to try."
+)
+@click.option("--max-accuracy-drop", type=float, default=0.3, show_default=True, help="Percentage points.")
+@click.option("--max-validation", type=int, default=2000, show_default=True, help="Validation images used.")
+@click.option("--no-register", is_flag=True, help="Do not log the bundle to the MLflow model version.")
+def optimize(
+    model_ref: str,
+    dataset_version: str | None,
+    out_dir: str,
+    model_name: str | None,
+    model_version: str | None,
+    variants: str,
+    max_accuracy_drop: float,
+    max_validation: int,
+    no_register: bool,
+) -> None:
+    """Export to ONNX, build optimised and int8 variants, check parity and speed, write the best bundle."""
+    from aidetect.model.optimize import optimize as run
+
+    report = run(
+        model_ref,
+        dataset_version,
+        out_dir,
+        model_name=model_name,
+        model_version=model_version,
+        variants=[v.strip() for v in variants.split(",") if v.strip()],
+        max_accuracy_drop=max_accuracy_drop,
+        max_validation=max_validation,
+        register=not no_register,
+    )
+    click.echo(report.table())
+    click.echo(f"bundle: {report.bundle_uri}")

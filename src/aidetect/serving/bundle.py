@@ -1,0 +1,155 @@
+"""The serving bundle: ``model.onnx`` plus ``bundle.json`` (the settings the server needs).
+
+A bundle is located by a local folder, an ``s3://`` prefix, or an MLflow model version
+(``models:/<name>@<alias>`` or ``models:/<name>/<version>``, artifact path ``serving/``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aidetect import storage
+from aidetect.errors import DataError, StorageError
+
+BUNDLE_FILE = "bundle.json"
+ONNX_FILE = "model.onnx"
+REGISTRY_ARTIFACT_PATH = "serving"
+_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
+
+
+@dataclass
+class BundleSpec:
+    """The contents of ``bundle.json`` (see docs/CONTRACTS.md)."""
+
+    model_name: str
+    model_version: str
+    labels: list[str]
+    positive_label: str | None
+    input_size: int
+    mean: list[float]
+    std: list[float]
+    threshold: float
+    input_name: str = "input"
+    output_name: str = "logits"
+    variant: str = "fp32"
+    dataset_version: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # parity, timings, provenance
+
+    @property
+    def binary(self) -> bool:
+        return len(self.labels) == 2 and self.positive_label in self.labels
+
+    @property
+    def positive_index(self) -> int:
+        return self.labels.index(self.positive_label) if self.binary else -1
+
+    def validate(self) -> None:
+        if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
+            raise DataError(f"{BUNDLE_FILE}: labels must be 2+ distinct names, got {self.labels}")
+        if self.positive_label is not None and self.positive_label not in self.labels:
+            raise DataError(f"{BUNDLE_FILE}: positive_label {self.positive_label!r} is not in {self.labels}")
+        if self.input_size < 1 or len(self.mean) != 3 or len(self.std) != 3:
+            raise DataError(f"{BUNDLE_FILE}: input_size, mean and std (3 values each) are required")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise DataError(f"{BUNDLE_FILE}: threshold must be in [0, 1], got {self.threshold}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, where: str = BUNDLE_FILE) -> BundleSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: not valid JSON ({exc})") from None
+        known = set(cls.__dataclass_fields__)
+        missing = {"model_name", "model_version", "labels", "input_size", "mean", "std"} - set(data)
+        if missing:
+            raise DataError(f"{where}: missing field(s) {', '.join(sorted(missing))}")
+        extra = {k: v for k, v in data.items() if k not in known}
+        spec = cls(**{k: v for k, v in data.items() if k in known})
+        spec.extra = {**spec.extra, **extra}
+        spec.model_version = str(spec.model_version)
+        spec.threshold = float(spec.threshold if spec.threshold is not None else 0.5)
+        spec.validate()
+        return spec
+
+
+@dataclass
+class Bundle:
+    """A bundle available on local disk."""
+
+    root: Path
+    spec: BundleSpec
+    source: str
+
+    @property
+    def onnx_path(self) -> Path:
+        return self.root / ONNX_FILE
+
+
+def write_bundle(out_dir: str | Path, onnx_bytes: bytes, spec: BundleSpec) -> Path:
+    """Write ``model.onnx`` and ``bundle.json`` into a new folder (published atomically)."""
+    spec.validate()
+    with tempfile.TemporaryDirectory(prefix="aidetect-bundle-") as tmp:
+        staging = Path(tmp)
+        (staging / ONNX_FILE).write_bytes(onnx_bytes)
+        (staging / BUNDLE_FILE).write_text(spec.to_json())
+        storage.publish_dir(staging, str(out_dir), marker=BUNDLE_FILE)
+    return Path(out_dir)
+
+
+def _cache_dir(uri: str) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", uri)[-120:]
+    from aidetect.paths import home
+
+    return home() / "serving-cache" / safe
+
+
+def _fetch(uri: str) -> Path:
+    """A local folder holding the bundle at ``uri``."""
+    m = _MODELS_URI.match(uri)
+    if m:
+        from aidetect import registry
+
+        dst = Path(tempfile.mkdtemp(prefix="aidetect-bundle-", dir=_ensure(_cache_dir(uri).parent)))
+        ref = m.group("alias") or m.group("version")
+        registry.download_artifacts(m.group("name"), ref, REGISTRY_ARTIFACT_PATH, str(dst))
+        nested = dst / REGISTRY_ARTIFACT_PATH
+        return nested if (nested / BUNDLE_FILE).exists() else dst
+    if uri.startswith("models:/"):
+        raise StorageError(f"bad model URI {uri!r}: use models:/<name>@<alias> or models:/<name>/<version>")
+    if storage.is_s3(uri):
+        if not storage.exists(storage.join(uri, BUNDLE_FILE)):
+            raise StorageError(f"no {BUNDLE_FILE} under {uri}")
+        dst = Path(tempfile.mkdtemp(prefix="aidetect-bundle-", dir=_ensure(_cache_dir(uri).parent)))
+        return storage.download_dir(uri, dst)
+    root = Path(uri)
+    if root.is_file() and root.name in (BUNDLE_FILE, ONNX_FILE):
+        root = root.parent
+    if not root.is_dir():
+        raise StorageError(f"bundle not found: {uri}")
+    return root
+
+
+def _ensure(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def load_bundle(uri: str | os.PathLike[str]) -> Bundle:
+    """Locate and read the bundle at ``uri`` (folder, ``s3://`` prefix or ``models:/`` URI)."""
+    uri = str(uri)
+    root = _fetch(uri)
+    meta, onnx = root / BUNDLE_FILE, root / ONNX_FILE
+    if not meta.exists() or not onnx.exists():
+        raise StorageError(f"{uri} is not a serving bundle: need {BUNDLE_FILE} and {ONNX_FILE}")
+    return Bundle(
+        root=root, spec=BundleSpec.from_json(meta.read_text(), where=f"{uri}/{BUNDLE_FILE}"), source=uri
+    )

@@ -1,0 +1,61 @@
+"""Serving settings (``configs/serving.yaml``, env ``AIDETECT_SERVING__<FIELD>``, CLI flags)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aidetect.errors import ConfigError
+
+
+@dataclass
+class ServingConfig:
+    """Everything ``aidetect serve`` needs besides the model URI."""
+
+    model_name: str = ""  # the route name; empty: the bundle's model_name
+    http_port: int = 8080
+    grpc_port: int = 8081
+    enable_grpc: bool = True
+    workers: int = 1  # uvicorn worker processes for REST
+    grpc_threads: int = 4
+    intra_op_threads: int = 0  # onnxruntime threads per session; 0: onnxruntime's default
+    # limits
+    max_request_bytes: int = 64 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    max_batch: int = 64
+    # inference log ("" disables it): a local folder or s3:// prefix
+    inference_log_uri: str = ""
+    inference_log_flush_rows: int = 512
+    inference_log_flush_seconds: float = 30.0
+    inference_log_queue_size: int = 10_000  # queued batches
+    # optional bearer-token auth and per-token rate limit (both off by default)
+    auth_tokens_env: str = "AIDETECT_SERVE_TOKENS"
+    auth_tokens_file: str = ""
+    auth_required: bool = False
+    rate_limit_per_second: float = 0.0  # 0: no rate limit
+    rate_limit_burst: int = 0  # 0: equal to one second of rate
+
+    def validate(self) -> None:
+        for name in ("http_port", "grpc_port"):
+            port = getattr(self, name)
+            if not 0 < port < 65536:
+                raise ConfigError(f"{name}: {port} is not a TCP port")
+        if self.enable_grpc and self.http_port == self.grpc_port:
+            raise ConfigError("grpc_port: must differ from http_port")
+        positive = ("workers", "grpc_threads", "max_request_bytes", "max_image_pixels", "max_batch")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
+        if self.intra_op_threads < 0:
+            raise ConfigError("intra_op_threads: must be >= 0")
+        if self.inference_log_flush_rows < 1 or self.inference_log_queue_size < 1:
+            raise ConfigError("inference_log_flush_rows: must be at least 1")
+        if self.inference_log_flush_seconds <= 0:
+            raise ConfigError("inference_log_flush_seconds: must be positive")
+        if self.rate_limit_per_second < 0 or self.rate_limit_burst < 0:
+            raise ConfigError("rate_limit_per_second: must be >= 0")
+
+
+def load_serving_config(path: str | None = None, overrides: dict | None = None) -> ServingConfig:
+    from aidetect.config import load
+
+    return load(ServingConfig, "serving", path=path, overrides=overrides)

@@ -1,0 +1,194 @@
+"""Request guards in front of the model: body size limit, optional bearer tokens, per-token rate limit.
+
+:class:`GuardMiddleware` is a plain ASGI middleware for the REST server; :class:`Guard` holds the logic
+so the gRPC path (checked in the predictor, where gRPC metadata arrives as headers) applies the same
+rules. Health, readiness, metadata and ``/metrics`` routes stay open.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from aidetect.errors import ConfigError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def load_tokens(env_var: str = "", file: str = "") -> list[str]:
+    """Tokens from ``$env_var`` (comma separated) and ``file`` (one per line, ``#`` comments)."""
+    tokens = [t.strip() for t in os.environ.get(env_var, "").split(",")] if env_var else []
+    if file:
+        try:
+            lines = Path(file).read_text().splitlines()
+        except OSError as exc:
+            raise ConfigError(f"auth_tokens_file: cannot read {file}: {exc.strerror}") from None
+        tokens += [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+    return [t for t in tokens if t]
+
+
+class TokenBucket:
+    """Per-key token buckets: ``rate`` requests per second with bursts up to ``burst``."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = float(burst or max(1, math.ceil(rate)))
+        self._state: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """0.0 if allowed, else the seconds until the next request would be."""
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._state.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1.0:
+                self._state[key] = (tokens - 1.0, now)
+                return 0.0
+            self._state[key] = (tokens, now)
+            if len(self._state) > 100_000:  # bound memory under many distinct keys
+                self._state.clear()
+            return (1.0 - tokens) / self.rate
+
+
+@dataclass
+class Denied:
+    status: int  # 401 | 429
+    message: str
+    retry_after: int = 0
+
+
+class Guard:
+    """Decides whether a request may reach the model."""
+
+    def __init__(self, tokens: list[str], required: bool, rate: float, burst: int) -> None:
+        if required and not tokens:
+            raise ConfigError(
+                "auth_required: no tokens configured (set the tokens env var or auth_tokens_file)"
+            )
+        self.tokens = [t.encode() for t in tokens]
+        self.required = required
+        self.bucket = TokenBucket(rate, burst) if rate > 0 else None
+
+    def _valid(self, token: bytes) -> bool:
+        ok = False
+        for t in self.tokens:  # compare against every token: time does not depend on which matched
+            ok |= hmac.compare_digest(t, token)
+        return ok
+
+    def check(self, authorization: str | None, client: str) -> Denied | None:
+        key = client
+        if self.required:
+            scheme, _, token = (authorization or "").partition(" ")
+            if scheme.lower() != "bearer" or not token or not self._valid(token.strip().encode()):
+                return Denied(401, "missing or invalid bearer token")
+            key = "token:" + token.strip()
+        if self.bucket is not None:
+            wait = self.bucket.take(key)
+            if wait > 0:
+                return Denied(429, "rate limit exceeded", retry_after=max(1, math.ceil(wait)))
+        return None
+
+
+OPEN_PATHS = ("/", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/v1/models", "/v2/models")
+
+
+def is_open_path(path: str) -> bool:
+    """Health, readiness, metadata and metrics routes (no body, no model work) are never guarded."""
+    if path in OPEN_PATHS:
+        return True
+    return path.startswith(("/v2/models/", "/v1/models/")) and not path.endswith(
+        ("/infer", ":predict", ":explain")
+    )
+
+
+class GuardMiddleware:
+    """ASGI middleware: 413 above ``max_body`` bytes, then :class:`Guard` (401 / 429 + Retry-After)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        guard: Guard | None,
+        max_body: int,
+        on_reject: Callable[[str], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.guard = guard
+        self.max_body = max_body
+        self.on_reject = on_reject or (lambda reason: None)
+
+    async def _answer(
+        self, send: Send, status: int, message: str, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        body = orjson.dumps({"error": message})
+        hdrs = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": hdrs})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or is_open_path(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if self.guard is not None:
+            client = (scope.get("client") or ("?", 0))[0]
+            denied = self.guard.check(headers.get("authorization"), client)
+            if denied is not None:
+                self.on_reject("unauthorized" if denied.status == 401 else "rate_limited")
+                extra = [(b"retry-after", str(denied.retry_after).encode())] if denied.retry_after else []
+                if denied.status == 401:
+                    extra.append((b"www-authenticate", b"Bearer"))
+                await self._answer(send, denied.status, denied.message, extra)
+                return
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            self.on_reject("request_too_large")
+            await self._answer(
+                send, 413, f"request body of {declared} bytes exceeds the limit {self.max_body}", []
+            )
+            return
+        if declared is not None and declared.isdigit():
+            await self.app(scope, receive, send)  # the server reads exactly the declared length
+            return
+        # no (valid) Content-Length, e.g. chunked: read up to the limit first, then replay
+        chunks, seen, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # client went away
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_body:
+                self.on_reject("request_too_large")
+                await self._answer(send, 413, f"request body exceeds the limit {self.max_body} bytes", [])
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

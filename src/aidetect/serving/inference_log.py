@@ -1,0 +1,147 @@
+"""Inference log: one compact feature row per prediction, written as parquet off the request path.
+
+Requests hand their images and results to :meth:`InferenceLog.submit` (a non-blocking put on a bounded
+queue); a background thread computes the cheap image features, buffers rows and flushes them to
+``<root>/<model>/date=YYYY-MM-DD/<time>-<id>.parquet`` (a local folder or ``s3://`` prefix) every
+``flush_rows`` rows or ``flush_seconds`` seconds, and once more on :meth:`close`. When the queue is full
+the batch is dropped and counted, so a slow store never slows requests.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from aidetect import storage
+from aidetect.data.features import FEATURE_COLUMNS, image_features
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoggedBatch:
+    ts: datetime
+    images: Sequence[Image.Image]
+    encoded: Sequence[bytes | None]
+    labels: Sequence[str]
+    probabilities: np.ndarray  # [N, C]
+
+
+class InferenceLog:
+    """Buffered, bounded, background parquet writer for prediction rows."""
+
+    def __init__(
+        self,
+        root: str,
+        model_name: str,
+        model_version: str,
+        class_labels: Sequence[str],
+        positive_label: str | None,
+        flush_rows: int = 512,
+        flush_seconds: float = 30.0,
+        queue_size: int = 10_000,
+    ) -> None:
+        self.root = root
+        self.model_name = model_name
+        self.model_version = model_version
+        self.class_labels = list(class_labels)
+        self.positive_index = self.class_labels.index(positive_label) if positive_label else -1
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self._queue: queue.Queue[LoggedBatch | None] = queue.Queue(maxsize=max(1, queue_size))
+        self._rows: list[dict[str, object]] = []
+        self.dropped = 0
+        self.written_rows = 0
+        self.files: list[str] = []
+        self._thread = threading.Thread(target=self._run, name="aidetect-inference-log", daemon=True)
+        self._closed = False
+        self._thread.start()
+
+    def submit(self, batch: LoggedBatch) -> bool:
+        """Queue a batch without blocking; ``False`` (and counted as dropped) when the queue is full."""
+        if self._closed:
+            return False
+        try:
+            self._queue.put_nowait(batch)
+            return True
+        except queue.Full:
+            self.dropped += len(batch.labels)
+            return False
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush everything queued and stop the writer thread."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _rows_of(self, batch: LoggedBatch) -> list[dict[str, object]]:
+        rows = []
+        for i, label in enumerate(batch.labels):
+            probs = batch.probabilities[i]
+            p_fake = probs[self.positive_index] if self.positive_index >= 0 else probs.max()
+            row: dict[str, object] = {
+                "ts": batch.ts,
+                "model_name": self.model_name,
+                "model_version": self.model_version,
+                "label": label,
+                "probability_fake": float(p_fake),
+            }
+            for j, name in enumerate(self.class_labels):
+                row[f"p_{name}"] = float(probs[j])
+            try:
+                row.update(image_features(batch.images[i], batch.encoded[i]))
+            except Exception as exc:  # a feature failure must not lose the prediction row
+                log.warning("image features failed: %s", exc)
+                row.update(dict.fromkeys(FEATURE_COLUMNS, float("nan")))
+            rows.append(row)
+        return rows
+
+    def _run(self) -> None:
+        last_flush = time.monotonic()
+        while True:
+            timeout = max(0.05, self.flush_seconds - (time.monotonic() - last_flush))
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = ...
+            if item is None:
+                self._flush()
+                return
+            if item is not ...:
+                self._rows.extend(self._rows_of(item))
+            if len(self._rows) >= self.flush_rows or time.monotonic() - last_flush >= self.flush_seconds:
+                self._flush()
+                last_flush = time.monotonic()
+
+    def _flush(self) -> None:
+        if not self._rows:
+            return
+        rows, self._rows = self._rows, []
+        table = pa.Table.from_pylist(rows)
+        buf = io.BytesIO()
+        pq.write_table(table, buf, compression="zstd")
+        now = datetime.now(UTC)
+        name = f"{now:%H%M%S}-{uuid.uuid4().hex[:12]}.parquet"
+        uri = storage.join(self.root, self.model_name, f"date={now:%Y-%m-%d}", name)
+        try:
+            storage.write_bytes(uri, buf.getvalue())
+        except Exception as exc:  # keep serving; the rows of this flush are lost and counted
+            log.error("inference log flush to %s failed: %s", uri, exc)
+            self.dropped += len(rows)
+            return
+        self.written_rows += len(rows)
+        self.files.append(uri)

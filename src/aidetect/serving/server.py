@@ -1,0 +1,112 @@
+"""``aidetect serve``: the KServe ModelServer (REST + gRPC) serving one bundle."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from aidetect.serving.config import ServingConfig
+
+log = logging.getLogger(__name__)
+
+
+def build_predictor(model_uri: str, cfg: ServingConfig) -> Any:
+    """Load the bundle and build the (not yet loaded) predictor with its guard and inference log."""
+    from aidetect.serving.bundle import load_bundle
+    from aidetect.serving.guard import Guard, load_tokens
+    from aidetect.serving.inference_log import InferenceLog
+    from aidetect.serving.inputs import Limits
+    from aidetect.serving.predictor import AidetectPredictor
+
+    bundle = load_bundle(model_uri)
+    name = cfg.model_name or bundle.spec.model_name
+    guard = None
+    if cfg.auth_required or cfg.rate_limit_per_second > 0:
+        tokens = load_tokens(cfg.auth_tokens_env, cfg.auth_tokens_file) if cfg.auth_required else []
+        guard = Guard(tokens, cfg.auth_required, cfg.rate_limit_per_second, cfg.rate_limit_burst)
+    inference_log = None
+    if cfg.inference_log_uri:
+        inference_log = InferenceLog(
+            cfg.inference_log_uri,
+            name,
+            bundle.spec.model_version,
+            bundle.spec.labels,
+            bundle.spec.positive_label if bundle.spec.binary else None,
+            flush_rows=cfg.inference_log_flush_rows,
+            flush_seconds=cfg.inference_log_flush_seconds,
+            queue_size=cfg.inference_log_queue_size,
+        )
+    return AidetectPredictor(
+        bundle,
+        name=name,
+        limits=Limits(max_batch=cfg.max_batch, max_image_pixels=cfg.max_image_pixels),
+        intra_op_threads=cfg.intra_op_threads,
+        inference_log=inference_log,
+        guard=guard,
+    )
+
+
+def install_routes(app: Any, server: Any, predictor: Any, cfg: ServingConfig) -> None:
+    """Our REST additions on KServe's FastAPI app: guard middleware, infer route, richer metadata."""
+    from kserve.errors import ModelNotFound
+
+    from aidetect.serving import metrics
+    from aidetect.serving.guard import GuardMiddleware
+    from aidetect.serving.rest import install_infer_route
+
+    app.add_middleware(
+        GuardMiddleware,
+        guard=predictor.guard,
+        max_body=cfg.max_request_bytes,
+        on_reject=lambda reason: metrics.reject(predictor.name, reason),
+    )
+    install_infer_route(app, server.dataplane)
+
+    async def model_metadata(model_name: str) -> dict[str, Any]:
+        if model_name != predictor.name:
+            raise ModelNotFound(model_name)
+        outputs = predictor.get_output_types()
+        outputs[0]["parameters"] = {"labels": list(predictor.spec.labels)}
+        return {
+            "name": predictor.name,
+            "versions": [predictor.spec.model_version],
+            "platform": "onnxruntime_onnx",
+            "inputs": predictor.get_input_types(),
+            "outputs": outputs,
+            "parameters": predictor.describe(),
+        }
+
+    app.add_api_route("/v2/models/{model_name}", model_metadata, methods=["GET"])
+
+
+def run_server(model_uri: str, cfg: ServingConfig) -> None:
+    """Load the bundle and serve it until SIGTERM/SIGINT (flushing the inference log on the way out)."""
+    # KServe parses sys.argv when imported; keep our own flags away from its parser.
+    argv, sys.argv = sys.argv, sys.argv[:1]
+    try:
+        import kserve
+        from kserve import model_server
+    finally:
+        sys.argv = argv
+    model_server.args.grpc_max_receive_message_length = cfg.max_request_bytes
+    model_server.args.grpc_max_send_message_length = max(cfg.max_request_bytes, 4 * 1024 * 1024)
+
+    predictor = build_predictor(model_uri, cfg)
+    predictor.load()
+    server = kserve.ModelServer(
+        http_port=cfg.http_port,
+        grpc_port=cfg.grpc_port,
+        workers=cfg.workers,
+        max_threads=cfg.grpc_threads,
+        enable_grpc=cfg.enable_grpc,
+        enable_latency_logging=False,
+        grace_period=10,
+    )
+    install_routes(model_server.app, server, predictor, cfg)
+    log.info("serving %s (%s) on http :%s grpc :%s", predictor.name, model_uri, cfg.http_port, cfg.grpc_port)
+    try:
+        server.start([predictor])
+    finally:
+        if predictor.inference_log is not None:
+            predictor.inference_log.close()
