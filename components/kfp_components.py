@@ -24,15 +24,26 @@ def ingest(data_uri: str, datasets_root: str, dataset: Output[Dataset]) -> str:
     return ref["version_id"]
 
 
-def validate(dataset: Input[Dataset], report: Output[HTML], summary: Output[Metrics]) -> None:
-    """Run the data validation suite; critical failures stop the pipeline here."""
+def validate(
+    dataset: Input[Dataset], validated: Output[Dataset], report: Output[HTML], summary: Output[Metrics]
+) -> str:
+    """Run the data validation suite; critical failures stop the pipeline here.
+
+    ``validated`` is the version later steps use (a duplicate-free derived version under the drop policy).
+    """
     from components import steps
 
     result = steps.run_step(
-        "validate", steps.validate, dataset_ref=steps.read_json(dataset.path), report_path=report.path
+        "validate",
+        steps.validate,
+        dataset_ref=steps.read_json(dataset.path),
+        report_path=report.path,
+        out_path=validated.path,
     )
+    validated.metadata.update(steps.flat_metadata(steps.read_json(validated.path)))
     for name, value in result["metrics"].items():
         summary.log_metric(name, value)
+    return result["version_id"]
 
 
 def train(

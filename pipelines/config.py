@@ -63,7 +63,7 @@ class TrainResources:
 class TrainingDefaults:
     """Defaults of the training pipeline's parameters."""
 
-    model_name: str = "aidetect"
+    model_name: str = "aidetect-detector"
     preset: str = "tiny"
     gate_config: str = ""
     mlflow_uri: str = ""
@@ -84,7 +84,7 @@ class TrainingDefaults:
 class MonitoringDefaults:
     """Defaults of the monitoring pipeline's parameters."""
 
-    model_name: str = "aidetect"
+    model_name: str = "aidetect-detector"
     alias: str = "production"
     since: str = "1h"
     inference_log: str = ""

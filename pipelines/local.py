@@ -62,15 +62,20 @@ def _read_steps(pipeline_root: Path) -> dict[str, dict[str, Any]]:
     return steps
 
 
-def _failure(failures_dir: Path, message: str) -> str:
-    """The first recorded step failure as ``step 'x' failed: reason``; else the kfp message."""
+_EXC_LINE = re.compile(r"^\s*([A-Za-z_][\w.]*(?:Error|Exception|Exit)\b.*)$")
+
+
+def _failure(failures_dir: Path, message: str, log_path: Path) -> str:
+    """The first recorded step failure as ``step 'x' failed: reason``; else kfp's task name and the
+    last exception line of the log (a step that crashed before :func:`run_step` could record it)."""
     records = sorted(failures_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
     if records:
         rec = json.loads(records[0].read_text())
         return f"step '{rec['step']}' failed: {rec['error']}"
     found = re.search(r"Inner task failed: '([^']+)'", _ANSI.sub("", message))
     step = found.group(1) if found else "?"
-    return f"step '{step}' failed"
+    lines = [m.group(1) for m in map(_EXC_LINE.match, log_path.read_text(errors="replace").splitlines()) if m]
+    return f"step '{step}' failed" + (f": {lines[-1].strip()}" if lines else "")
 
 
 @contextlib.contextmanager
@@ -136,9 +141,9 @@ def run_local(
             with sink, contextlib.redirect_stderr(log):
                 pipeline(**args)
         except RuntimeError as exc:
-            raise PipelineStepError(
-                f"pipeline {pipeline.name} stopped: {_failure(failures, str(exc))} (log: {log_path})"
-            ) from None
+            log.flush()
+            reason = _failure(failures, str(exc), log_path)
+            raise PipelineStepError(f"pipeline {pipeline.name} stopped: {reason} (log: {log_path})") from None
     run = LocalRun(name, run_dir, log_path, time.monotonic() - start, _read_steps(pipeline_root))
     summary = {
         "pipeline": pipeline.name,

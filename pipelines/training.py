@@ -49,11 +49,11 @@ def build_training_pipeline(cfg: PipelineConfig) -> Any:
         ingest = comps.ingest(data_uri=data_uri, datasets_root=datasets_root).set_display_name("ingest")
         ingest.set_caching_options(False)  # the same URI may hold new data
         validate = comps.validate(dataset=ingest.outputs["dataset"]).set_display_name("validate")
-        train = comps.train(dataset=ingest.outputs["dataset"], preset=preset, mlflow_uri=mlflow_uri)
-        train.set_display_name("train").after(validate)
+        dataset = validate.outputs["validated"]
+        train = comps.train(dataset=dataset, preset=preset, mlflow_uri=mlflow_uri).set_display_name("train")
         _place_train_step(train, cfg, node_selector, tolerations)
         evaluate = comps.evaluate(
-            dataset=ingest.outputs["dataset"], model=train.outputs["model"], mlflow_uri=mlflow_uri
+            dataset=dataset, model=train.outputs["model"], mlflow_uri=mlflow_uri
         ).set_display_name("evaluate")
         gate = comps.gate(
             evaluation=evaluate.outputs["evaluation"],
@@ -64,11 +64,11 @@ def build_training_pipeline(cfg: PipelineConfig) -> Any:
         ).set_display_name("gate")
         gate.set_caching_options(False)  # the champion it compares against can change
         with dsl.If(gate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 (KFP condition)
-            optimize = comps.optimize(
-                model=train.outputs["model"], dataset=ingest.outputs["dataset"]
-            ).set_display_name("optimize")
+            optimize = comps.optimize(model=train.outputs["model"], dataset=dataset).set_display_name(
+                "optimize"
+            )
             register = comps.register(
-                dataset=ingest.outputs["dataset"],
+                dataset=dataset,
                 model=train.outputs["model"],
                 evaluation=evaluate.outputs["evaluation"],
                 gate_result=gate.outputs["gate_result"],

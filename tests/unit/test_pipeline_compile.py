@@ -44,8 +44,8 @@ def test_training_pipeline_order_and_gate_condition(fresh: Path) -> None:
     tasks = spec["root"]["dag"]["tasks"]
     deps = {name: set(t.get("dependentTasks", [])) for name, t in tasks.items()}
     assert deps["validate"] == {"ingest"}
-    assert {"ingest", "validate"} <= deps["train"]
-    assert {"train", "ingest"} <= deps["evaluate"]
+    assert deps["train"] == {"validate"}, "train uses the validated dataset version"
+    assert deps["evaluate"] == {"train", "validate"}
     assert {"evaluate", "train"} <= deps["gate"]
     cond = tasks["condition-1"]
     assert cond["taskInfo"]["name"] == "gate-passed"
@@ -80,7 +80,11 @@ def test_typed_artifacts_for_the_kfp_ui(fresh: Path) -> None:
         return {n: a["artifactType"]["schemaTitle"] for n, a in arts.items()}
 
     assert outputs("comp-ingest") == {"dataset": "system.Dataset"}
-    assert outputs("comp-validate") == {"report": "system.HTML", "summary": "system.Metrics"}
+    assert outputs("comp-validate") == {
+        "validated": "system.Dataset",
+        "report": "system.HTML",
+        "summary": "system.Metrics",
+    }
     assert outputs("comp-train") == {"model": "system.Model", "metrics": "system.Metrics"}
     assert outputs("comp-evaluate")["classification"] == "system.ClassificationMetrics"
     assert outputs("comp-gate")["report"] == "system.Markdown"
