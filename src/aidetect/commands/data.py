@@ -147,3 +147,48 @@ def demo(out: str, n_per_class: int, size: int, seed: int, labels: str) -> None:
     names = [x.strip() for x in labels.split(",") if x.strip()]
     path = generate_demo(Path(out), n_per_class=n_per_class, size=size, seed=seed, labels=names)
     click.echo(f"wrote {n_per_class * len(names)} synthetic images ({', '.join(names)}) to {path}")
+
+
+@data.command()
+@click.argument("version")
+@root_option
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="A validation.yaml to use.")
+@click.option("--duplicates", type=click.Choice(["warn", "fail", "drop"]), help="Duplicate-image policy.")
+@click.option("--decode-sample", type=int, help="Decode only this many images (0 = all).")
+@click.option("--out", help="Folder or s3:// prefix for validation.json and validation.md.")
+def validate(
+    version: str,
+    root: str | None,
+    config_path: str | None,
+    duplicates: str | None,
+    decode_sample: int | None,
+    out: str | None,
+) -> None:
+    """Validate VERSION with the Great Expectations suite; exits non-zero on critical failures."""
+    from aidetect.data.validation import load_validation_config, validate_version
+    from aidetect.data.validation_report import write_reports
+
+    overrides: dict[str, Any] = {}
+    if duplicates:
+        overrides["duplicates"] = duplicates
+    if decode_sample is not None:
+        overrides["decode_sample"] = decode_sample
+    cfg = load_validation_config(config_path, overrides)
+    result = validate_version(version, root, cfg)
+    written = write_reports(result, out)
+    rows = [["check", "severity", "result", "unexpected"]]
+    for e in result.expectations:
+        verdict = "pass" if e["success"] else ("FAIL" if e["severity"] == "critical" else "warn")
+        rows.append([e["name"], e["severity"], verdict, str(e.get("unexpected_count", ""))])
+    click.echo(f"dataset version {result.version_id}: {'passed' if result.success else 'FAILED'}")
+    click.echo(format_table(rows, indent=2))
+    d = result.duplicates
+    click.echo(
+        f"  duplicates: {d['groups']} groups of identical images ({d['pairs']} pairs, "
+        f"{d['extra_copies']} extra copies), policy {d['policy']}"
+    )
+    if result.derived_version:
+        click.echo(f"  duplicates dropped: validated derived version {result.derived_version}")
+    click.echo(f"  decode check: {result.decode['checked']} decoded, {result.decode['failed']} failed")
+    click.echo(f"  report: {written['markdown']}\n  json: {written['json']}")
+    result.raise_for_critical()

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -243,33 +244,87 @@ def _ingest_into(src: Source, cfg: DataConfig, root: str, tmp: Path) -> IngestRe
         log.info("dataset version %s already exists at %s; nothing written", version_id, uri)
         return result
 
+    meta = {
+        "source": src.uri,
+        "source_kind": src.kind,
+        "num_skipped": len(skipped),
+        "skipped": skipped[:MAX_LISTED_SKIPS],
+        "duplicates_policy": cfg.duplicates,
+        "duplicates_dropped": dropped,
+        "num_ignored": len(src.ignored),
+        "split_fractions": cfg.split_fractions,
+    }
+    result.created = _publish(tmp, manifest, labels, version_id, writer.names, meta, uri)
+    return result
+
+
+def _publish(
+    tmp: Path,
+    manifest: pd.DataFrame,
+    labels: list[str],
+    version_id: str,
+    shards: list[str],
+    extra: dict[str, Any],
+    uri: str,
+) -> bool:
+    """Write manifest and ``version.json`` into ``tmp`` and publish it to ``uri``; False if it existed."""
     manifest.to_parquet(tmp / MANIFEST, index=False)
     meta = {
         "format": FORMAT_VERSION,
         "version_id": version_id,
         "labels": labels,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "source": src.uri,
-        "source_kind": src.kind,
         "num_images": len(manifest),
-        "counts": counts,
-        "split_fractions": cfg.split_fractions,
-        "shards": writer.names,
-        "num_skipped": len(skipped),
-        "skipped": skipped[:MAX_LISTED_SKIPS],
-        "duplicates_policy": cfg.duplicates,
-        "duplicates_dropped": dropped,
-        "num_ignored": len(src.ignored),
+        "counts": _counts(manifest, labels),
+        "shards": shards,
+        **extra,
     }
     (tmp / MARKER).write_text(json.dumps(meta, indent=2) + "\n")
     try:
         storage.publish_dir(tmp, uri, marker=MARKER)
     except StorageError:
         if _version_exists(uri):  # a concurrent ingest of the same content won the race
-            return result
+            return False
         raise
-    result.created = True
-    return result
+    return True
+
+
+def derive_version(
+    parent: DatasetVersion, keep: pd.Series, *, root: str | None = None, note: str = ""
+) -> DatasetVersion:
+    """A new version holding the ``keep`` rows of ``parent`` (same labels and splits); immutable parent."""
+    root = root or parent.uri.rstrip("/").rsplit("/", 1)[0]
+    kept = parent.manifest[keep.values].reset_index(drop=True)
+    if kept.empty:
+        raise DataError(f"deriving from {parent.version_id} would leave no images")
+    version_id = _content_id(parent.labels, kept)
+    uri = storage.join(root, version_id)
+    if not _version_exists(uri):
+        tmp = Path(tempfile.mkdtemp(prefix="aidetect-derive-"))
+        try:
+            writer = _ShardWriter(tmp / "shards", int(parent.meta.get("shard_max_bytes", 64 * 1024 * 1024)))
+            keys = list(zip(kept["sha256"], kept["source"], strict=True))
+            wanted = set(keys)
+            placed: dict[tuple[str, str], tuple[str, int]] = {}
+            try:
+                for row, data in parent.iter_images():
+                    key = (row["sha256"], row["source"])
+                    if key in wanted:
+                        placed[key] = writer.add(row["sha256"], data)
+            finally:
+                writer.close()
+            kept["shard"] = [placed[k][0] for k in keys]
+            kept["row"] = np.array([placed[k][1] for k in keys], dtype="int32")
+            extra = {
+                "source": parent.uri,
+                "source_kind": "version",
+                "parent": parent.version_id,
+                "note": note,
+            }
+            _publish(tmp, kept, parent.labels, version_id, writer.names, extra, uri)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return open_version(version_id, root)
 
 
 def _check_counts(uri: str, total: int, skipped: list[dict[str, str]], max_fraction: float) -> None:
