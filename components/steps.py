@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -55,9 +56,12 @@ def _record_failure(step: str, message: str) -> None:
 
 
 def run_step(step: str, fn: Callable[..., dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
-    """Run ``fn(**kwargs)``; on failure print ``error: step '<step>': <reason>``, record it, and re-raise."""
+    """Run ``fn(**kwargs)``; on failure print ``error: step '<step>': <reason>``, record it, and exit 1."""
+    started = time.monotonic()
     try:
-        return fn(**kwargs)
+        result = fn(**kwargs)
+        print(f"step '{step}' finished in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+        return result
     except AidetectError as exc:
         message = str(exc)
     except Exception as exc:
@@ -134,3 +138,143 @@ def validate(dataset_ref: dict[str, Any], report_path: str, out_path: str) -> di
         "decode_failures": float(result.decode.get("failed", 0)),
     }
     return {"version_id": ref["version_id"], "metrics": metrics}
+
+
+def _use_stores(datasets_root: str | None, mlflow_uri: str | None) -> None:
+    """Point the library at the run's dataset root and tracking server (empty: keep the defaults)."""
+    if datasets_root:
+        os.environ["AIDETECT_DATASETS"] = datasets_root
+    if mlflow_uri:
+        os.environ["MLFLOW_TRACKING_URI"] = mlflow_uri
+
+
+# -- model -----------------------------------------------------------------------------------------
+
+
+def train(dataset_ref: dict[str, Any], preset: str, mlflow_uri: str, out_dir: str) -> dict[str, Any]:
+    """Train from ``preset`` (a name under configs/presets or a YAML path) into ``out_dir``."""
+    from aidetect.model.config import load_train_config
+    from aidetect.model.train import train as train_model
+
+    _use_stores(dataset_ref.get("root"), mlflow_uri)
+    cfg = load_train_config(preset or None, overrides={"progress": False})
+    res = train_model(cfg, dataset_ref["version_id"], out_dir)
+    meta = {
+        "run_id": res.run_id or "",
+        "dataset_version": res.dataset_version,
+        "arch": cfg.arch,
+        "input_size": cfg.input_size,
+        "preset": preset,
+        "best_epoch": res.best_epoch,
+    }
+    metrics = {
+        "best_val_f1": float(res.best_val_f1),
+        "epochs_run": float(res.epochs_run),
+        "train_seconds": float(res.seconds),
+    }
+    return {"meta": meta, "metrics": metrics}
+
+
+# -- monitoring ------------------------------------------------------------------------------------
+
+
+def drift_check(
+    model_name: str,
+    alias: str,
+    since: str,
+    inference_log: str,
+    mlflow_uri: str,
+    report_path: str,
+    verdict_path: str,
+) -> dict[str, Any]:
+    """Compare the inference-log window with the version's reference profile (no retraining here:
+    the pipeline's ``trigger-retrain`` step decides that)."""
+    from aidetect import storage
+    from aidetect.monitoring.check import ModelRef, run_check
+    from aidetect.monitoring.config import load_drift_config
+
+    _use_stores(None, mlflow_uri)
+    overrides = {"since": since, "log_uri": inference_log or None, "model_name": model_name}
+    cfg = load_drift_config(overrides=overrides)
+    verdict = run_check(ModelRef(model_name, alias), cfg, retrain_on_drift=False)
+    Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(report_path).write_bytes(storage.read_bytes(verdict["report_uri"]))
+    write_json(verdict_path, verdict)
+    metrics = {
+        "drift_share": float(verdict["drift_share"]),
+        "drifted_features": float(len(verdict["drifted_features"])),
+        "rows_current": float(verdict["rows_current"]),
+    }
+    return {"drift": bool(verdict["drift_detected"]), "metrics": metrics}
+
+
+def _literal(text: str) -> str:
+    """Escape ``{}`` so the retrain command template keeps ``text`` as is."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def retrain_command(kfp_host: str, data_uri: str, training_arguments: dict[str, str]) -> list[str]:
+    """The command that starts the training pipeline: a KFP submission, or a local run without a host."""
+    cmd = [sys.executable, "-m", "aidetect.cli", "pipeline"]
+    cmd += ["submit", "training", "--host", kfp_host] if kfp_host else ["run", "training", "--local"]
+    cmd += ["--data", data_uri]
+    for name, value in sorted(training_arguments.items()):
+        if value:
+            cmd += ["--param", f"{name}={value}"]
+    return [_literal(arg) for arg in cmd]
+
+
+def trigger_retrain(
+    verdict_path: str, model_name: str, kfp_host: str, data_uri: str, training_arguments: dict[str, str]
+) -> dict[str, Any]:
+    """Start the training pipeline for a drifted model unless a launch is within the cooldown."""
+    from dataclasses import asdict, replace
+
+    from aidetect import paths
+    from aidetect.monitoring.config import load_drift_config
+    from aidetect.monitoring.retrain import maybe_retrain
+
+    if not data_uri:
+        raise AidetectError("data_uri is empty: retraining needs the labelled data to train on")
+    verdict = read_json(verdict_path)
+    cfg = load_drift_config(overrides={"model_name": model_name})
+    retrain_cfg = replace(cfg.retrain, command=retrain_command(kfp_host, data_uri, training_arguments))
+    decision = maybe_retrain(
+        retrain_cfg,
+        model_name=model_name,
+        model_version=str(verdict["model_version"]),
+        dataset_version=str(verdict.get("dataset_version", "")),
+        reasons=list(verdict.get("reasons", [])),
+        verdict_uri=str(verdict.get("verdict_uri", verdict_path)),
+        log_dir=str(paths.home() / "monitoring" / "retrain"),
+    )
+    launch = asdict(decision.launch) if decision.launch else None
+    if launch and launch["status"] == "failed":
+        raise AidetectError(f"retraining launch failed: {decision.reason}")
+    action = "launched" if decision.launched else "skipped"
+    return {
+        "action": action,
+        "reason": decision.reason,
+        "cooldown_until": decision.cooldown_until,
+        "launch": launch,
+    }
+
+
+# -- serving ---------------------------------------------------------------------------------------
+
+
+def optimize(model_dir: str, dataset_ref: dict[str, Any], out_dir: str) -> dict[str, Any]:
+    """Export ONNX variants, check parity, write the bundle of the fastest passing one to ``out_dir``."""
+    from aidetect.model.optimize import optimize as build_bundle
+
+    _use_stores(dataset_ref.get("root"), None)
+    report = build_bundle(model_dir, dataset_ref["version_id"], out_dir, register=False)
+    chosen = next(v for v in report.variants if v.variant == report.chosen)
+    return {
+        "variant": report.chosen,
+        "accuracy": chosen.accuracy,
+        "accuracy_diff_points": chosen.accuracy_diff_points,
+        "max_probability_diff": chosen.max_probability_diff,
+        "latency_ms_batch1": chosen.latency_ms_batch1,
+        "n_validation": report.n_validation,
+    }
