@@ -238,7 +238,8 @@ def trigger_retrain(
         raise AidetectError("data_uri is empty: retraining needs the labelled data to train on")
     verdict = read_json(verdict_path)
     cfg = load_drift_config(overrides={"model_name": model_name})
-    retrain_cfg = replace(cfg.retrain, command=retrain_command(kfp_host, data_uri, training_arguments))
+    arguments = {**training_arguments, "model_name": model_name}  # retrain the model that drifted
+    retrain_cfg = replace(cfg.retrain, command=retrain_command(kfp_host, data_uri, arguments))
     decision = maybe_retrain(
         retrain_cfg,
         model_name=model_name,
