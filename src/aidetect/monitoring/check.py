@@ -1,0 +1,187 @@
+"""One drift check end to end: reference + window -> verdict, HTML, metrics, maybe a retrain.
+
+Outputs, under ``reports_uri`` (local folder or ``s3://``)::
+
+    <model>/<version>/<YYYYmmddTHHMMSSZ>/verdict.json   the verdict (also printed by the CLI)
+    <model>/<version>/<YYYYmmddTHHMMSSZ>/report.html    Evidently's report
+    <model>/<version>/latest.json                       the newest verdict for that version
+    <model>/latest.json                                 the newest verdict for the model
+
+and the Prometheus exposition in ``<AIDETECT_HOME>/monitoring/drift.prom`` (plus a Pushgateway push
+when ``pushgateway_url`` is set).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from aidetect import storage
+from aidetect.errors import DataError
+from aidetect.monitoring import exposition, retrain
+from aidetect.monitoring.config import DriftConfig, parse_duration
+from aidetect.monitoring.drift import compare, snapshot_html
+from aidetect.monitoring.reference import Profile, load_reference, read_reference
+from aidetect.monitoring.window import read_window
+from aidetect.paths import home
+
+log = logging.getLogger(__name__)
+
+VERDICT_FILE = "verdict.json"
+REPORT_FILE = "report.html"
+LATEST_FILE = "latest.json"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    ref: str  # a version number or an alias
+
+
+def parse_model_ref(text: str, default_name: str) -> ModelRef:
+    """``3``, ``production``/``@production``, ``name/3`` or ``name@production``."""
+    text = text.strip()
+    if not text:
+        raise DataError("--model: empty model reference")
+    if "@" in text and not text.startswith("@"):
+        name, _, alias = text.partition("@")
+        return ModelRef(name, alias)
+    if "/" in text:
+        name, _, version = text.rpartition("/")
+        return ModelRef(name.removeprefix("models:").strip("/"), version)
+    return ModelRef(default_name, text.lstrip("@"))
+
+
+def default_model_name(cfg: DriftConfig) -> str:
+    if cfg.model_name:
+        return cfg.model_name
+    from aidetect import registry
+
+    return registry.model_name()
+
+
+def log_uri(cfg: DriftConfig) -> str:
+    return cfg.log_uri or str(home() / "inference-log")
+
+
+def reports_uri(cfg: DriftConfig) -> str:
+    return cfg.reports_uri or str(home() / "drift")
+
+
+def textfile_path() -> Path:
+    return home() / "monitoring" / "drift.prom"
+
+
+def read_latest(cfg: DriftConfig, model_name: str, version: str | None = None) -> dict[str, Any] | None:
+    """The newest verdict for a model (or one version of it), or ``None`` when there is none."""
+    parts = [model_name, version, LATEST_FILE] if version else [model_name, LATEST_FILE]
+    uri = storage.join(reports_uri(cfg), *parts)
+    if not storage.exists(uri):
+        return None
+    return json.loads(storage.read_bytes(uri))
+
+
+def _publish(verdict: dict[str, Any], html: bytes, cfg: DriftConfig, stamp: str) -> dict[str, Any]:
+    name, version = verdict["model_name"], verdict["model_version"]
+    folder = storage.join(reports_uri(cfg), name, version, stamp)
+    verdict["verdict_uri"] = storage.join(folder, VERDICT_FILE)
+    verdict["report_uri"] = storage.join(folder, REPORT_FILE)
+    body = json.dumps(verdict, indent=2, default=str).encode()
+    with tempfile.TemporaryDirectory(prefix="aidetect-drift-") as tmp:
+        (Path(tmp) / REPORT_FILE).write_bytes(html)
+        (Path(tmp) / VERDICT_FILE).write_bytes(body)
+        storage.publish_dir(tmp, folder, marker=VERDICT_FILE)
+    storage.write_bytes(storage.join(reports_uri(cfg), name, version, LATEST_FILE), body)
+    storage.write_bytes(storage.join(reports_uri(cfg), name, LATEST_FILE), body)
+    return verdict
+
+
+def resolve_reference(model: ModelRef, reference_uri: str | None) -> tuple[pd.DataFrame, Profile]:
+    """The reference from ``reference_uri`` when given, else the registered version's ``reference/``."""
+    if reference_uri:
+        return read_reference(reference_uri)
+    return load_reference(model.name, model.ref)
+
+
+def run_check(
+    model: ModelRef,
+    cfg: DriftConfig,
+    *,
+    reference_uri: str | None = None,
+    now: datetime | None = None,
+    retrain_on_drift: bool = True,
+) -> dict[str, Any]:
+    """Run one check and return the published verdict (a JSON-able dict)."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    reference, profile = resolve_reference(model, reference_uri)
+    # the log folder is the model name; an alias resolves to the version the profile was built for
+    name = model.name
+    version = model.ref if model.ref.isdigit() else profile.model_version
+    since = parse_duration(cfg.since, "since")
+    wanted = [*cfg.features, cfg.prediction_column] if cfg.prediction_column in reference else cfg.features
+    window = read_window(log_uri(cfg), name, since=since, until=now, model_version=version, columns=wanted)
+    result, snapshot = compare(reference, window, cfg)
+    stamp = f"{now:%Y%m%dT%H%M%SZ}"
+    verdict: dict[str, Any] = {
+        "model_name": name,
+        "model_version": version,
+        "dataset_version": profile.dataset_version,
+        "checked_at": now.isoformat(),
+        "window": {"since": cfg.since, "start": (now - since).isoformat(), "end": now.isoformat()},
+        "log_uri": log_uri(cfg),
+        **result.to_dict(),
+        "thresholds": {
+            "method": cfg.method,
+            "threshold": cfg.threshold,
+            "drift_share": cfg.drift_share,
+            "critical_features": list(cfg.critical_features),
+            "prediction_method": cfg.prediction_method,
+            "prediction_threshold": cfg.prediction_threshold,
+            "min_rows": cfg.min_rows,
+        },
+        "retrain": None,
+    }
+    folder = storage.join(reports_uri(cfg), name, version, stamp)
+    if result.drift_detected and retrain_on_drift:
+        decision = retrain.maybe_retrain(
+            cfg.retrain,
+            model_name=name,
+            model_version=version,
+            dataset_version=profile.dataset_version,
+            reasons=result.reasons,
+            verdict_uri=storage.join(folder, VERDICT_FILE),
+            log_dir=str(home() / "monitoring" / "retrain"),
+            now=now,
+        )
+        verdict["retrain"] = {
+            **asdict(decision),
+            "launch": asdict(decision.launch) if decision.launch else None,
+        }
+    verdict = _publish(verdict, snapshot_html(snapshot), cfg, stamp)
+    _export_metrics(result, name, version, cfg, now)
+    return verdict
+
+
+def _export_metrics(result: Any, name: str, version: str, cfg: DriftConfig, now: datetime) -> None:
+    launches = retrain.load_launches(retrain.state_uri(cfg.retrain))
+    previous = retrain.last_launch(launches, name)
+    last = datetime.fromisoformat(previous.at).timestamp() if previous else None
+    held = sum(1 for x in launches if x.model_name == name and x.status != "failed")
+    reg = exposition.drift_registry(
+        result,
+        name,
+        version,
+        checked_at=now.timestamp(),
+        last_trigger=last,
+        launches=held,
+    )
+    exposition.write_textfile(reg, textfile_path())
+    if cfg.pushgateway_url:
+        exposition.push(reg, cfg.pushgateway_url, cfg.metrics_job, name, version)
