@@ -57,7 +57,7 @@ class Source:
     """A labelled image source. Iterate it to stream :class:`SourceItem` records."""
 
     def __init__(self, uri: str, cfg: DataConfig) -> None:
-        self.uri = str(uri)
+        self.uri = str(uri) if storage.is_s3(uri) else str(Path(uri).absolute())
         self.cfg = cfg
         self.ignored: list[str] = []  # files that are not images (listed, not fatal)
         self.kind = self._detect_kind()
@@ -65,6 +65,8 @@ class Source:
     def _detect_kind(self) -> str:
         uri = self.uri
         lower = uri.lower().rstrip("/")
+        if not storage.is_s3(uri) and not Path(uri).exists():
+            raise DataError(f"source not found: {uri}")
         if lower.endswith(".zip"):
             return "zip"
         if lower.endswith(".parquet"):
@@ -72,8 +74,6 @@ class Source:
         if storage.is_s3(uri):
             return "s3-prefix"
         path = Path(uri)
-        if not path.exists():
-            raise DataError(f"source not found: {uri}")
         if path.is_file():
             raise DataError(f"unsupported source file {uri}: expected a folder, a .zip or a .parquet file")
         return "folder"
