@@ -112,3 +112,48 @@ def optimize(
     )
     click.echo(report.table())
     click.echo(f"bundle: {report.bundle_uri}")
+
+
+@click.command()
+@click.option("--model", "checkpoint", required=True, help="Torch checkpoint (local or s3://).")
+@click.argument("images", nargs=-1)
+@click.option(
+    "--out", "out_dir", default="explanations", show_default=True, help="Where heatmaps go (images)."
+)
+@click.option("--target", default=None, help="Class to explain (default: the predicted one).")
+@click.option("--serve", "serve_", is_flag=True, help="Run the KServe explainer server instead.")
+@click.option("--name", default="detector", show_default=True, help="Model name on the :explain route.")
+@click.option("--http-port", type=int, default=8080, show_default=True)
+@click.option("--max-image-pixels", type=int, default=40_000_000, show_default=True)
+def explain(
+    checkpoint: str,
+    images: tuple[str, ...],
+    out_dir: str,
+    target: str | None,
+    serve_: bool,
+    name: str,
+    http_port: int,
+    max_image_pixels: int,
+) -> None:
+    """Grad-CAM heatmaps for IMAGES, or (--serve) the KServe explainer behind the :explain route."""
+    from aidetect.model.explain import GradCam, run_explainer_server
+
+    if serve_:
+        run_explainer_server(name, checkpoint, http_port, max_image_pixels)
+        return
+    if not images:
+        raise AidetectError("give IMAGE paths to explain, or --serve to run the explainer server")
+    from aidetect.data import imaging
+
+    cam = GradCam.from_checkpoint(checkpoint)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in images:
+        try:
+            exp = cam.explain(imaging.decode_rgb(_read_image(path), max_image_pixels), target)
+        except ValueError as exc:
+            raise AidetectError(str(exc)) from None
+        dest = out / f"{Path(path).stem}.gradcam.png"
+        dest.write_bytes(exp.overlay_png)
+        probs = " ".join(f"{k}={v:.3f}" for k, v in exp.probabilities.items())
+        click.echo(f"{path}  {exp.label}  {probs}  -> {dest}")

@@ -74,6 +74,8 @@ class OnnxClassifier:
         if intra_op_threads:
             opts.intra_op_num_threads = intra_op_threads
         opts.inter_op_num_threads = 1
+        # requests arrive on several executor threads: idle ORT threads must sleep, not spin
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(bundle.onnx_path), opts, providers=["CPUExecutionProvider"])
         spec = bundle.spec
         names = [i.name for i in self.session.get_inputs()]

@@ -1,0 +1,215 @@
+"""Grad-CAM explanations from the torch checkpoint, served as KServe's explainer (its own process).
+
+The server answers ``POST /v1/models/<name>:explain`` with, per image, the class probabilities, the
+explained class and a PNG of the Grad-CAM heatmap blended over the image as the model saw it (resized
+and centre-cropped by :mod:`aidetect.data.imaging`, then enlarged for viewing), base64-encoded.
+
+Request body: ``{"instances": [{"image_bytes": {"b64": "<base64>"}}, ...]}`` (KServe's V1 convention;
+plain base64 strings are accepted too), optional ``"target": "<label>"`` (default: the predicted class).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from aidetect.data import imaging
+
+VIEW_SIZE = 256  # the overlay is enlarged to at least this many pixels per side
+MAX_INSTANCES = 16
+
+
+@dataclass
+class Explanation:
+    label: str
+    target: str
+    probabilities: dict[str, float]
+    heatmap: np.ndarray  # [S, S] in [0, 1]
+    overlay_png: bytes
+
+    def to_dict(self, positive_label: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "label": self.label,
+            "target": self.target,
+            "probabilities": self.probabilities,
+            "heatmap_png_b64": base64.b64encode(self.overlay_png).decode(),
+        }
+        if positive_label in self.probabilities:
+            out["probability_fake"] = self.probabilities[positive_label]
+        return out
+
+
+def last_conv(model: nn.Module) -> nn.Module:
+    """The last 2-D convolution: Grad-CAM's usual target layer."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ValueError("Grad-CAM needs a convolutional network")
+    return convs[-1]
+
+
+def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(heatmap [S,S] in [0,1], probabilities [C]) for one input ``x`` [1,3,S,S]."""
+    layer = last_conv(model)
+    store: dict[str, torch.Tensor] = {}
+
+    def hook(_m: nn.Module, _i: Any, out: torch.Tensor) -> None:
+        store["act"] = out
+        out.register_hook(lambda g: store.__setitem__("grad", g))
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        model.zero_grad(set_to_none=True)
+        with torch.enable_grad():
+            logits = model(x.requires_grad_(True))
+            probs = torch.softmax(logits, dim=1)[0]
+            cls = int(probs.argmax()) if target is None else target
+            logits[0, cls].backward()
+    finally:
+        handle.remove()
+    act, grad = store["act"][0], store["grad"][0]  # [K, h, w]
+    weights = grad.mean(dim=(1, 2))
+    cam = torch.relu((weights[:, None, None] * act).sum(0))
+    cam = torch.nn.functional.interpolate(
+        cam[None, None], size=x.shape[-2:], mode="bilinear", align_corners=False
+    )
+    cam = cam[0, 0].detach()
+    cam = (cam - cam.min()) / (cam.max() - cam.min() + 1e-8)
+    return cam.numpy().astype(np.float32), probs.detach().numpy()
+
+
+def _colormap(v: np.ndarray) -> np.ndarray:
+    """A jet-like colour ramp: [H,W] in [0,1] -> uint8 [H,W,3]."""
+    r = np.clip(1.5 - np.abs(4 * v - 3), 0, 1)
+    g = np.clip(1.5 - np.abs(4 * v - 2), 0, 1)
+    b = np.clip(1.5 - np.abs(4 * v - 1), 0, 1)
+    return (np.stack([r, g, b], axis=-1) * 255).astype(np.uint8)
+
+
+def overlay_png(img: Image.Image, heatmap: np.ndarray, size: int, alpha: float = 0.45) -> bytes:
+    """The heatmap blended over the model's view of ``img``, as PNG bytes."""
+    view = imaging.resize_center_crop(img.convert("RGB"), size)
+    side = max(size, VIEW_SIZE)
+    view = view.resize((side, side), Image.Resampling.BICUBIC)
+    heat = Image.fromarray(_colormap(heatmap)).resize((side, side), Image.Resampling.BILINEAR)
+    blended = Image.blend(view, heat, alpha)
+    buf = io.BytesIO()
+    blended.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class GradCam:
+    """Grad-CAM for a loaded checkpoint."""
+
+    def __init__(self, model: nn.Module, meta: dict[str, Any]) -> None:
+        self.model = model.eval()
+        self.meta = meta
+        self.labels = list(meta["labels"])
+        self.size = int(meta["input_size"])
+
+    @classmethod
+    def from_checkpoint(cls, uri: str) -> GradCam:
+        from aidetect.model.checkpoint import load_checkpoint
+
+        model, meta = load_checkpoint(uri)
+        return cls(model, meta)
+
+    def explain(self, img: Image.Image, target: str | None = None) -> Explanation:
+        if target is not None and target not in self.labels:
+            raise ValueError(f"target {target!r} is not one of {self.labels}")
+        x = torch.from_numpy(imaging.to_model_input(img, self.size, self.meta["mean"], self.meta["std"]))[
+            None
+        ]
+        tidx = None if target is None else self.labels.index(target)
+        heat, probs = grad_cam(self.model, x, tidx)
+        label = self.labels[int(probs.argmax())]
+        return Explanation(
+            label=label,
+            target=target or label,
+            probabilities={n: float(p) for n, p in zip(self.labels, probs, strict=True)},
+            heatmap=heat,
+            overlay_png=overlay_png(img, heat, self.size),
+        )
+
+
+def decode_instances(payload: Any, max_pixels: int) -> tuple[list[Image.Image], str | None]:
+    """V1 ``{"instances": [...]}`` with base64 images -> decoded images (ValueError naming the index)."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
+        raise ValueError('expected a JSON object with an "instances" list')
+    instances = payload["instances"]
+    if not 1 <= len(instances) <= MAX_INSTANCES:
+        raise ValueError(f"instances: send 1 to {MAX_INSTANCES} images, got {len(instances)}")
+    images = []
+    for i, item in enumerate(instances):
+        b64 = item
+        if isinstance(item, dict):
+            b64 = (item.get("image_bytes") or {}).get("b64") if "image_bytes" in item else item.get("b64")
+        if not isinstance(b64, str):
+            raise ValueError(f'instances[{i}]: expected {{"image_bytes": {{"b64": ...}}}} or a base64 string')
+        try:
+            data = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"instances[{i}]: not valid base64") from None
+        try:
+            images.append(imaging.decode_rgb(data, max_pixels))
+        except imaging.ImageDecodeError as exc:
+            raise ValueError(f"instances[{i}]: {exc}") from None
+    target = payload.get("target")
+    return images, target if isinstance(target, str) else None
+
+
+def make_explainer(name: str, checkpoint: str, max_pixels: int = imaging.DEFAULT_MAX_PIXELS) -> Any:
+    """A ``kserve.Model`` whose ``explain`` runs Grad-CAM (built lazily so kserve stays optional)."""
+    import asyncio
+
+    from kserve import Model
+    from kserve.errors import InvalidInput
+
+    class GradCamExplainer(Model):
+        def __init__(self) -> None:
+            super().__init__(name)
+            self.cam: GradCam | None = None
+
+        def load(self) -> bool:
+            self.cam = GradCam.from_checkpoint(checkpoint)
+            self.ready = True
+            return True
+
+        def _run(self, payload: Any) -> dict[str, Any]:
+            try:
+                images, target = decode_instances(payload, max_pixels)
+                assert self.cam is not None
+                positive = self.cam.meta.get("positive_label") or (
+                    "FAKE" if "FAKE" in self.cam.labels else None
+                )
+                return {"explanations": [self.cam.explain(img, target).to_dict(positive) for img in images]}
+            except ValueError as exc:
+                raise InvalidInput(str(exc)) from None
+
+        async def explain(self, payload: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+            return await asyncio.get_running_loop().run_in_executor(None, self._run, payload)
+
+    return GradCamExplainer()
+
+
+def run_explainer_server(name: str, checkpoint: str, http_port: int, max_pixels: int) -> None:
+    """Serve Grad-CAM on ``:explain`` with the KServe ModelServer (REST only)."""
+    import sys
+
+    argv, sys.argv = sys.argv, sys.argv[:1]  # KServe parses sys.argv on import
+    try:
+        import kserve
+    finally:
+        sys.argv = argv
+    explainer = make_explainer(name, checkpoint, max_pixels)
+    explainer.load()
+    kserve.ModelServer(http_port=http_port, enable_grpc=False, enable_latency_logging=False).start(
+        [explainer]
+    )
