@@ -1,0 +1,118 @@
+"""A bundle served from S3 with the inference log on S3, bearer tokens and a per-token rate limit."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from tests.helpers.serving import aidetect_serve, jpeg, make_bundle
+
+MODEL = "detector"
+
+
+def _infer(url: str, images: list[bytes], token: str | None) -> httpx.Response:
+    from aidetect.serving.client import build_image_request
+
+    body, headers = build_image_request(images)
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.post(f"{url}/v2/models/{MODEL}/infer", content=body, headers=headers, timeout=30)
+
+
+def test_s3_bundle_s3_inference_log_auth_and_rate_limit(s3_env: str, tmp_path: Path) -> None:
+    from aidetect import storage
+    from aidetect.data.features import FEATURE_COLUMNS
+
+    storage.s3_client().create_bucket(Bucket="models")
+    bundle = make_bundle(tmp_path / "bundle", name=MODEL)
+    storage.publish_dir(bundle, "s3://models/detector/7", marker="bundle.json")
+    env = {
+        "AIDETECT_SERVE_TOKENS": "tok-a, tok-b",
+        "AIDETECT_SERVING__AUTH_REQUIRED": "true",
+        "AIDETECT_SERVING__RATE_LIMIT_PER_SECOND": "0.1",
+        "AIDETECT_SERVING__RATE_LIMIT_BURST": "4",
+        "AIDETECT_SERVING__INFERENCE_LOG_FLUSH_ROWS": "1000",
+        "AIDETECT_SERVING__INFERENCE_LOG_FLUSH_SECONDS": "600",
+    }
+    log_root = "s3://models/inference-log"
+    with aidetect_serve("s3://models/detector/7", tmp_path, "--inference-log", log_root, env=env) as (url, _):
+        # health and metadata stay open
+        assert httpx.get(f"{url}/v2/health/ready").status_code == 200
+        assert httpx.get(f"{url}/v2/models/{MODEL}").status_code == 200
+        assert httpx.get(f"{url}/metrics").status_code == 200
+        # no token / wrong token: 401, nothing predicted
+        r = _infer(url, [jpeg(40)], None)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert _infer(url, [jpeg(40)], "tok-x").status_code == 401
+        # tok-a: 2 requests, 5 images in all -> 5 log rows
+        assert _infer(url, [jpeg(40, 1), jpeg(48, 2)], "tok-a").status_code == 200
+        assert _infer(url, [jpeg(40, 3), jpeg(64, 4), jpeg(32, 5)], "tok-a").status_code == 200
+        # tok-b: burst of 4, then 429 with Retry-After; tok-a is unaffected by tok-b's limit
+        codes = [_infer(url, [b"not an image"], "tok-b").status_code for _ in range(6)]
+        assert codes[:4] == [400] * 4 and codes[4:] == [429, 429]
+        r = _infer(url, [jpeg(40)], "tok-b")
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert _infer(url, [jpeg(40, 6)], "tok-a").status_code == 200  # 6th logged row
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'aidetect_rejected_inputs_total{model="detector",reason="rate_limited"} 3.0' in metrics
+        assert 'aidetect_rejected_inputs_total{model="detector",reason="unauthorized"} 2.0' in metrics
+        assert storage.list_uris(log_root, ".parquet") == []  # buffered: nothing written yet
+    # shutdown flushed the buffer
+    files = storage.list_uris(log_root, ".parquet")
+    assert files and all(f.startswith(f"{log_root}/{MODEL}/date=") for f in files)
+    rows = pd.concat([pd.read_parquet(io.BytesIO(storage.read_bytes(f))) for f in files])
+    assert len(rows) == 6  # one row per predicted image, refused ones not logged
+    expected = {"ts", "model_name", "model_version", "label", "probability_fake", "p_REAL", "p_FAKE"}
+    assert expected | set(FEATURE_COLUMNS) <= set(rows.columns)
+    assert set(rows["model_version"]) == {"7"} and set(rows["label"]) <= {"REAL", "FAKE"}
+    assert sorted(rows["width"].astype(int)) == [32, 40, 40, 40, 48, 64]  # features of the images sent
+    assert ((rows["p_REAL"] + rows["p_FAKE"] - 1).abs() < 1e-5).all()
+    assert (rows["probability_fake"] == rows["p_FAKE"]).all()
+
+
+def test_inference_log_writes_one_row_per_prediction_without_blocking(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from aidetect.serving.inference_log import InferenceLog, LoggedBatch
+
+    log = InferenceLog(
+        str(tmp_path / "log"), "m", "3", ["REAL", "FAKE"], "FAKE", flush_rows=4, flush_seconds=60
+    )
+    img = Image.fromarray(np.zeros((20, 30, 3), np.uint8))
+    probs = np.array([[0.9, 0.1], [0.2, 0.8]], np.float32)
+    t = time.perf_counter()
+    for _ in range(5):
+        assert log.submit(
+            LoggedBatch(
+                pd.Timestamp.now(tz="UTC").to_pydatetime(), [img, img], [None, None], ["REAL", "FAKE"], probs
+            )
+        )
+    assert time.perf_counter() - t < 0.5  # submit never waits for the writer
+    log.close()
+    files = sorted((tmp_path / "log" / "m").rglob("*.parquet"))
+    rows = pd.concat([pd.read_parquet(f) for f in files])
+    assert len(rows) == 10 and log.written_rows == 10 and log.dropped == 0
+    assert len(files) >= 2  # flushed at 4+ rows and again on close
+    assert list(rows["label"][:2]) == ["REAL", "FAKE"] and rows["p_FAKE"].iloc[1] == pytest.approx(0.8)
+
+
+def test_inference_log_drops_and_counts_when_the_queue_is_full(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from aidetect.serving.inference_log import InferenceLog, LoggedBatch
+
+    log = InferenceLog(str(tmp_path / "log"), "m", "3", ["REAL", "FAKE"], "FAKE", queue_size=1)
+    img = Image.fromarray(np.zeros((8, 8, 3), np.uint8))
+    batch = LoggedBatch(pd.Timestamp.now(tz="UTC").to_pydatetime(), [img] * 50, [None] * 50, ["REAL"] * 50,
+                        np.tile(np.array([[0.6, 0.4]], np.float32), (50, 1)))  # fmt: skip
+    accepted = sum(log.submit(batch) for _ in range(200))
+    log.close()
+    assert accepted < 200 and log.dropped == (200 - accepted) * 50
+    assert log.written_rows == accepted * 50
