@@ -56,6 +56,7 @@ class DriftConfig:
     since: str = "1h"  # the current window: rows logged in the last <since>
     min_rows: int = 200  # fewer rows than this: no verdict (exit 3), never a drift alarm
     max_rows: int = 20_000  # larger windows are subsampled (seeded) to bound time and test power
+    min_reference_rows: int = 200  # a smaller reference profile is refused as unreliable
     features: list[str] = field(default_factory=lambda: list(FEATURE_COLUMNS))
     method: str = "ks"  # Evidently stat test per feature
     threshold: float = 0.01  # p-value below (or distance at/above) this: the feature drifted
@@ -73,6 +74,8 @@ class DriftConfig:
         parse_duration(self.since, "since")
         if self.min_rows < 1:
             raise ConfigError(f"min_rows: must be at least 1, got {self.min_rows}")
+        if self.min_reference_rows < 1:
+            raise ConfigError(f"min_reference_rows: must be at least 1, got {self.min_reference_rows}")
         if self.max_rows < self.min_rows:
             raise ConfigError(f"max_rows: must be >= min_rows ({self.min_rows}), got {self.max_rows}")
         if not self.features:

@@ -163,9 +163,10 @@ def compare(
     with_prediction = cfg.prediction_column in reference.columns
     columns = list(cfg.features) + ([cfg.prediction_column] if with_prediction else [])
     ref = _usable(reference, columns, "reference profile")
-    if len(ref) < cfg.min_rows:
-        raise InsufficientDataError(
-            f"reference profile has {len(ref)} usable rows, fewer than {cfg.min_rows}"
+    if len(ref) < cfg.min_reference_rows:
+        raise DataError(
+            f"reference profile has {len(ref)} usable rows, fewer than min_reference_rows="
+            f"{cfg.min_reference_rows}: rebuild it on a larger split"
         )
     cur = _usable(current, columns, "inference-log window") if len(current) else current
     if len(cur) < cfg.min_rows:

@@ -1,0 +1,80 @@
+"""Helpers for the drift tests and benchmarks: CIFAKE samples, re-encoding, writing inference logs."""
+
+from __future__ import annotations
+
+import io
+import random
+import zipfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image
+
+from aidetect.monitoring.reference import Scorer
+from aidetect.serving.inference_log import InferenceLog, LoggedBatch
+
+
+def cifake_names(zip_path: Path, seed: int = 0) -> list[str]:
+    """Every CIFAKE image name in the zip, in a seeded random order."""
+    with zipfile.ZipFile(zip_path) as z:
+        names = sorted(n for n in z.namelist() if n.lower().endswith(".jpg"))
+    random.Random(seed).shuffle(names)
+    return names
+
+
+def read_members(zip_path: Path, names: Sequence[str]) -> list[bytes]:
+    with zipfile.ZipFile(zip_path) as z:
+        return [z.read(n) for n in names]
+
+
+def extract_tree(zip_path: Path, names: Sequence[str], out: Path) -> Path:
+    """Write ``names`` into ``out/REAL`` and ``out/FAKE`` (a folder source for ``ingest``)."""
+    with zipfile.ZipFile(zip_path) as z:
+        for n in names:
+            label = "FAKE" if "/FAKE/" in n else "REAL"
+            target = out / label / Path(n).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(z.read(n))
+    return out
+
+
+def reencode(data: bytes, quality: int) -> bytes:
+    """The image re-saved as JPEG at ``quality``."""
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("RGB").save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def dev512_images(parquet: Path, n: int | None = None) -> list[bytes]:
+    df = pd.read_parquet(parquet)
+    blobs = [row["bytes"] for row in df["image"]]
+    return blobs[:n] if n else blobs
+
+
+def write_log(
+    root: Path | str,
+    model_name: str,
+    model_version: str,
+    blobs: Sequence[bytes],
+    scorer: Scorer,
+    ts: datetime | None = None,
+    batch: int = 256,
+) -> int:
+    """Score ``blobs`` and write them through the serving InferenceLog, as the server would."""
+    log = InferenceLog(
+        str(root), model_name, model_version, scorer.labels, scorer.positive_label, flush_rows=100_000
+    )
+    for i in range(0, len(blobs), batch):
+        chunk = blobs[i : i + batch]
+        images = [Image.open(io.BytesIO(b)) for b in chunk]
+        for img in images:
+            img.load()
+        rgb = [img.convert("RGB") for img in images]
+        probs = scorer.predict(rgb)
+        labels = [scorer.labels[j] for j in probs.argmax(axis=1)]
+        when = ts or datetime.now(UTC)
+        log.submit(LoggedBatch(when, images, list(chunk), labels, probs))
+    log.close()
+    return log.written_rows
