@@ -154,13 +154,15 @@ def demo(out: str, n_per_class: int, size: int, seed: int, labels: str) -> None:
 @root_option
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="A validation.yaml to use.")
 @click.option("--duplicates", type=click.Choice(["warn", "fail", "drop"]), help="Duplicate-image policy.")
-@click.option("--decode-sample", type=int, help="Decode only this many images (0 = all).")
+@click.option("--decode-check", type=click.Choice(["auto", "all", "sample"]), help="Which images to decode.")
+@click.option("--decode-sample", type=int, help="How many images a sampled decode check decodes.")
 @click.option("--out", help="Folder or s3:// prefix for validation.json and validation.md.")
 def validate(
     version: str,
     root: str | None,
     config_path: str | None,
     duplicates: str | None,
+    decode_check: str | None,
     decode_sample: int | None,
     out: str | None,
 ) -> None:
@@ -171,6 +173,8 @@ def validate(
     overrides: dict[str, Any] = {}
     if duplicates:
         overrides["duplicates"] = duplicates
+    if decode_check:
+        overrides["decode_check"] = decode_check
     if decode_sample is not None:
         overrides["decode_sample"] = decode_sample
     cfg = load_validation_config(config_path, overrides)
@@ -189,6 +193,7 @@ def validate(
     )
     if result.derived_version:
         click.echo(f"  duplicates dropped: validated derived version {result.derived_version}")
-    click.echo(f"  decode check: {result.decode['checked']} decoded, {result.decode['failed']} failed")
+    dec = result.decode
+    click.echo(f"  decode check ({dec['mode']}): {dec['checked']} decoded, {dec['failed']} failed")
     click.echo(f"  report: {written['markdown']}\n  json: {written['json']}")
     result.raise_for_critical()

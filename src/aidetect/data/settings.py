@@ -53,6 +53,8 @@ class DataConfig:
     label_names: list[str] = field(default_factory=list)
     # auto: derive CIFAR-10 content classes from CIFAKE file names when every name has that form.
     content_class: str = "auto"
+    # Processes that hash and inspect images (0 = one per available core; small sources stay in-process).
+    workers: int = 0
     # A new shard starts after this many bytes of images.
     shard_max_bytes: int = 64 * 1024 * 1024
 
@@ -80,6 +82,8 @@ class DataConfig:
             raise ConfigError(f"duplicates: expected keep or drop, got {self.duplicates!r}")
         if self.content_class not in {"auto", "cifake", "none"}:
             raise ConfigError(f"content_class: expected auto, cifake or none, got {self.content_class!r}")
+        if self.workers < 0:
+            raise ConfigError("workers: must be 0 (all cores) or more")
         if self.max_pixels <= 0 or self.shard_max_bytes <= 0:
             raise ConfigError("max_pixels and shard_max_bytes: must be positive")
 

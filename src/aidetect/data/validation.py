@@ -8,6 +8,7 @@ validation, a failed ``warning`` one is reported only.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -41,7 +42,10 @@ class ValidationConfig:
     max_class_share: float = 0.9
     balance_severity: str = WARNING
     duplicates: str = "warn"  # warn | fail | drop
-    decode_sample: int = 0  # 0 = decode every image
+    # all: decode every image; sample: decode ``decode_sample`` of them; auto: sample when ingest
+    # already decoded every image (version.json ``verify_decode``), else all.
+    decode_check: str = "auto"
+    decode_sample: int = 2000
     decode_workers: int = 2
     required_splits: list[str] = field(default_factory=lambda: ["train", "val"])
     examples: int = 5
@@ -60,8 +64,10 @@ class ValidationConfig:
         bad = sorted(set(self.required_splits) - set(SPLITS))
         if bad:
             raise ConfigError(f"required_splits: unknown split {bad[0]!r}")
-        if self.decode_sample < 0 or self.decode_workers < 1 or self.examples < 1:
-            raise ConfigError("decode_sample >= 0, decode_workers >= 1 and examples >= 1 are required")
+        if self.decode_check not in {"auto", "all", "sample"}:
+            raise ConfigError(f"decode_check: expected auto, all or sample, got {self.decode_check!r}")
+        if self.decode_sample < 1 or self.decode_workers < 1 or self.examples < 1:
+            raise ConfigError("decode_sample, decode_workers and examples must be at least 1")
 
 
 def load_validation_config(
@@ -132,22 +138,29 @@ def _example_text(example: Any) -> str:
 # -- decode check ---------------------------------------------------------------------------------
 
 
-def _decode_rows(images: Any, positions: list[int], rows: list[int]) -> list[tuple[int, str]]:
+def _decode_rows(
+    images: Any, positions: list[int], rows: list[int], shas: list[str]
+) -> list[tuple[int, str]]:
+    """Decode each row's bytes and check them against the manifest digest."""
     errors = []
-    for pos, r in zip(positions, rows, strict=True):
+    for pos, r, sha in zip(positions, rows, shas, strict=True):
+        data = images[r].as_py()
+        if hashlib.sha256(data).hexdigest() != sha:
+            errors.append((pos, "stored bytes do not match the manifest sha256"))
+            continue
         try:
-            decode_rgb(images[r].as_py())
+            decode_rgb(data)
         except ImageDecodeError as exc:
             errors.append((pos, str(exc)))
     return errors
 
 
-def _decode_local_shard(args: tuple[str, list[int], list[int]]) -> list[tuple[int, str]]:
+def _decode_local_shard(args: tuple[str, list[int], list[int], list[str]]) -> list[tuple[int, str]]:
     """Decode the given rows of one local shard; return ``(manifest position, error)`` for failures."""
     import pyarrow.parquet as pq
 
-    path, positions, rows = args
-    return _decode_rows(pq.read_table(path, columns=["image"]).column("image"), positions, rows)
+    path, positions, rows, shas = args
+    return _decode_rows(pq.read_table(path, columns=["image"]).column("image"), positions, rows, shas)
 
 
 def decode_check(version: DatasetVersion, sample: int = 0, workers: int = 2) -> tuple[pd.Series, int]:
@@ -157,13 +170,16 @@ def decode_check(version: DatasetVersion, sample: int = 0, workers: int = 2) -> 
     if sample and sample < len(m):
         idx = np.sort(np.random.default_rng(0).choice(len(m), size=sample, replace=False))
     picked = m.iloc[idx]
-    groups = [(str(shard), list(g.index), list(g["row"])) for shard, g in picked.groupby("shard", sort=True)]
+    groups = [
+        (str(shard), list(g.index), list(g["row"]), list(g["sha256"]))
+        for shard, g in picked.groupby("shard", sort=True)
+    ]
     errors: list[tuple[int, str]] = []
     if storage.is_s3(version.uri):
-        for shard, positions, rows in groups:
-            errors.extend(_decode_rows(version._read_shard(shard).column("image"), positions, rows))
+        for shard, positions, rows, shas in groups:
+            errors.extend(_decode_rows(version._read_shard(shard).column("image"), positions, rows, shas))
     else:
-        jobs = [(storage.join(version.uri, "shards", shard), pos, rows) for shard, pos, rows in groups]
+        jobs = [(storage.join(version.uri, "shards", g[0]), *g[1:]) for g in groups]
         n = min(workers, len(jobs), os.cpu_count() or 1)
         if n > 1:
             with ProcessPoolExecutor(max_workers=n) as pool:
@@ -347,11 +363,15 @@ def validate_version(
         result.derived_version = derived.version_id
         result.seconds = time.perf_counter() - started
         return result
-    errors, checked = decode_check(v, cfg.decode_sample, cfg.decode_workers)
+    mode = cfg.decode_check
+    if mode == "auto":
+        mode = "sample" if v.meta.get("verify_decode") else "all"
+    errors, checked = decode_check(v, cfg.decode_sample if mode == "sample" else 0, cfg.decode_workers)
     frame = _frame(v, errors)
     expectations = run_suite(frame, v.labels, cfg)
     failed = errors.dropna()
     decode = {
+        "mode": mode,
         "checked": checked,
         "failed": len(failed),
         "examples": [

@@ -32,10 +32,10 @@ import pyarrow.parquet as pq
 
 from aidetect import paths, storage
 from aidetect.data import content, splits
-from aidetect.data.imaging import ImageDecodeError, inspect_image
+from aidetect.data.examine import examine_stream
 from aidetect.data.labels import LabelMatcher
 from aidetect.data.settings import SPLITS, DataConfig, load_data_config
-from aidetect.data.sources import Source, SourceItem, open_source
+from aidetect.data.sources import Source, open_source
 from aidetect.errors import DataError, StorageError
 
 log = logging.getLogger(__name__)
@@ -192,19 +192,15 @@ def _ingest_into(src: Source, cfg: DataConfig, root: str, tmp: Path) -> IngestRe
     dropped = 0
     total = 0
     try:
-        item: SourceItem
-        for item in src:
+        stream = examine_stream(iter(src), cfg.max_pixels, cfg.verify_decode, cfg.workers)
+        for item, examined in stream:
             total += 1
             label = matcher.match(item.label, f"{src.uri} ({item.source})")
-            if item.error:
-                skipped.append({"source": item.source, "reason": item.error})
+            if examined is None or examined[1] is None:
+                reason = item.error or (examined[2] if examined else "unreadable")
+                skipped.append({"source": item.source, "reason": str(reason)})
                 continue
-            try:
-                info = inspect_image(item.data, cfg.max_pixels, cfg.verify_decode)
-            except ImageDecodeError as exc:
-                skipped.append({"source": item.source, "reason": str(exc)})
-                continue
-            sha = hashlib.sha256(item.data).hexdigest()
+            sha, info = examined[0], examined[1]
             if cfg.duplicates == "drop":
                 if (sha, label) in seen:
                     dropped += 1
@@ -253,6 +249,7 @@ def _ingest_into(src: Source, cfg: DataConfig, root: str, tmp: Path) -> IngestRe
         "duplicates_dropped": dropped,
         "num_ignored": len(src.ignored),
         "split_fractions": cfg.split_fractions,
+        "verify_decode": cfg.verify_decode,
     }
     result.created = _publish(tmp, manifest, labels, version_id, writer.names, meta, uri)
     return result
