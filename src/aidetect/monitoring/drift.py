@@ -84,10 +84,11 @@ def _usable(df: pd.DataFrame, columns: list[str], where: str) -> pd.DataFrame:
     if missing:
         raise DataError(f"{where} lacks column(s) {', '.join(missing)}")
     out = df[columns].apply(pd.to_numeric, errors="coerce").astype("float64")
-    out = out.dropna(how="all").reset_index(drop=True)  # rows whose features all failed
     empty = [c for c in columns if out[c].isna().all()] if len(out) else []
     if empty:
         raise DataError(f"{where}: column(s) {', '.join(empty)} hold no values")
+    # a row with a missing value (its feature extraction failed) is not evidence either way
+    out = out.dropna(how="any").reset_index(drop=True)
     return out
 
 
