@@ -1,0 +1,139 @@
+"""``aidetect train | evaluate | register``: chainable steps from a dataset version to a registered model.
+
+    aidetect train --data VERSION --preset cifake-cpu --out runs/m1      # runs/m1/model.pt + run.json
+    aidetect evaluate --model runs/m1 --gates configs/gates.yaml          # runs/m1/eval/ (gate report)
+    aidetect register --model runs/m1                                     # new version, alias candidate
+
+Each step prints one JSON object on stdout (for pipelines); exit code 3 means the gates failed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    click.echo(json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+@click.command()
+@click.option("--data", "data", required=True, help="Dataset version id (or unique prefix).")
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False), help="Output folder (model.pt, run.json)."
+)
+@click.option(
+    "--preset", help="A preset from configs/presets (or a YAML path) merged over configs/train.yaml."
+)
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="A train.yaml instead of the default."
+)
+@click.option(
+    "--arch", help="Network: compact, compact_s, compact_l, mobilenet_v3_small, efficientnet_b0, resnet18."
+)
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--lr", type=float)
+@click.option("--input-size", type=int)
+@click.option("--weights", help="Local or s3:// state dict to start from.")
+@click.option("--seed", type=int)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--no-track", is_flag=True, help="Do not log to MLflow (the model cannot be registered then).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last checkpoint.")
+def train(
+    data: str,
+    out: str,
+    preset: str | None,
+    config_path: str | None,
+    arch: str | None,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    input_size: int | None,
+    weights: str | None,
+    seed: int | None,
+    device: str | None,
+    no_track: bool,
+    resume: bool,
+) -> None:
+    """Train a detector on dataset version DATA into OUT (works under torchrun for DDP)."""
+    from aidetect.model.config import load_train_config
+    from aidetect.model.train import train as run_train
+
+    overrides = {
+        "arch": arch,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "input_size": input_size,
+        "weights": weights,
+        "seed": seed,
+        "device": device,
+        "track": False if no_track else None,
+    }
+    cfg = load_train_config(preset, config_path, overrides)
+    result = run_train(cfg, data, out, resume=resume)
+    import os
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        _emit(result.__dict__)
+
+
+@click.command()
+@click.option("--model", "model", required=True, help="Training output folder (or a model.pt).")
+@click.option("--data", "data", help="Dataset version to evaluate on (default: the one it was trained on).")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder (default: <model>/eval).")
+@click.option("--gates", type=click.Path(dir_okay=False), help="Gates YAML (default: configs/gates.yaml).")
+@click.option("--slices", type=click.Path(dir_okay=False), help="Slices YAML (default: configs/slices.yaml).")
+@click.option("--threshold-policy", type=click.Choice(["max_f1", "target_recall", "fixed"]))
+@click.option("--target-recall", type=float, help="FAKE recall for --threshold-policy target_recall.")
+@click.option("--model-name", help="Registered model whose production alias is the champion.")
+@click.option("--fail-on-gate", is_flag=True, help="Exit 3 when the gates fail (default: report and exit 0).")
+def evaluate(
+    model: str,
+    data: str | None,
+    out: str | None,
+    gates: str | None,
+    slices: str | None,
+    threshold_policy: str | None,
+    target_recall: float | None,
+    model_name: str | None,
+    fail_on_gate: bool,
+) -> None:
+    """Evaluate MODEL: threshold on val, metrics, slices, plots, quality gates vs the production model."""
+    from aidetect.model.pipeline_steps import GateFailedError, evaluate_step
+
+    overrides = {
+        k: v for k, v in {"threshold_policy": threshold_policy, "target_recall": target_recall}.items() if v
+    }
+    report = evaluate_step(
+        model, data, out, gates=gates, slices=slices, eval_overrides=overrides, model_name=model_name
+    )
+    m = report["metrics"]
+    _emit(
+        {
+            "gate_status": report["gate_status"],
+            "failures": report["gates"]["failures"],
+            "threshold": report["threshold"],
+            "dataset_version": report["dataset_version"],
+            **{k: m[k] for k in ("accuracy", "f1", "roc_auc", "pr_auc", "ece", "n")},
+        }
+    )
+    if fail_on_gate and not report["passed"]:
+        raise GateFailedError("quality gates failed: " + "; ".join(report["gates"]["failures"][:5]))
+
+
+@click.command()
+@click.option("--model", "model", required=True, help="Training output folder (evaluated).")
+@click.option("--eval", "eval_dir", help="Evaluation folder (default: <model>/eval).")
+@click.option(
+    "--model-name", help="Registered model name (default: $AIDETECT_MODEL_NAME or aidetect-detector)."
+)
+@click.option("--alias", default="candidate", show_default=True)
+def register(model: str, eval_dir: str | None, model_name: str | None, alias: str) -> None:
+    """Register an evaluated model that passed its gates: lineage tags, model card, alias."""
+    from aidetect.model.pipeline_steps import register_step
+
+    _emit(register_step(model, eval_dir, model_name=model_name, alias=alias))

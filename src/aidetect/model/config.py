@@ -1,0 +1,160 @@
+"""Training and evaluation settings: one dataclass per concern, loaded from ``configs/``.
+
+Training: ``configs/train.yaml`` < ``configs/presets/<name>.yaml`` < env ``AIDETECT_TRAIN__*`` < CLI flags.
+Evaluation: ``configs/evaluate.yaml``. Every invalid value raises :class:`ConfigError` naming the field,
+before any data is read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aidetect import config
+from aidetect.errors import ConfigError
+from aidetect.model.networks import check_arch
+
+THRESHOLD_POLICIES = ("max_f1", "target_recall", "fixed")
+
+
+@dataclass
+class AugmentConfig:
+    """Augmentation on PIL images, before the shared preprocessing. Robustness transforms hit every class."""
+
+    hflip: bool = True
+    # random JPEG re-encode: probability and quality range
+    jpeg_p: float = 0.3
+    jpeg_quality: list[int] = field(default_factory=lambda: [50, 95])
+    # Gaussian blur: probability and radius range (px)
+    blur_p: float = 0.15
+    blur_radius: list[float] = field(default_factory=lambda: [0.3, 1.2])
+    # downscale then upscale back: probability and scale range
+    rescale_p: float = 0.15
+    rescale: list[float] = field(default_factory=lambda: [0.5, 0.9])
+
+    def validate(self) -> None:
+        for name in ("jpeg_p", "blur_p", "rescale_p"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"augment.{name}: must be between 0 and 1, got {getattr(self, name)}")
+        ranges = {"jpeg_quality": (1, 100), "blur_radius": (0.0, 10.0), "rescale": (0.05, 1.0)}
+        for name, (lo, hi) in ranges.items():
+            r = getattr(self, name)
+            if len(r) != 2 or not lo <= r[0] <= r[1] <= hi:
+                raise ConfigError(f"augment.{name}: expected [low, high] within [{lo}, {hi}], got {r}")
+
+
+@dataclass
+class TrainConfig:
+    """How a dataset version becomes a model checkpoint."""
+
+    arch: str = "compact"
+    input_size: int = 32
+    weights: str = ""  # optional local / s3:// state dict to start from
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 0.5
+    label_smoothing: float = 0.0
+    early_stopping_patience: int = 5  # epochs without a better val F1; 0 disables
+    seed: int = 0
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    std: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25])
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    num_workers: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # mixed precision on CUDA (ignored on CPU)
+    channels_last: bool = True  # on CUDA
+    threads: int = 0  # torch CPU threads; 0 = torch default
+    checkpoint_every_steps: int = 0  # also save resumable state inside an epoch; 0 = epoch ends only
+    max_train_images: int = 0  # cap per epoch for smoke runs; 0 = all
+    max_val_images: int = 0
+    progress: bool = True
+    track: bool = True  # log to MLflow
+    experiment: str = "aidetect"
+
+    def validate(self) -> None:
+        check_arch(self.arch)
+        positive = {"input_size": self.input_size, "epochs": self.epochs, "batch_size": self.batch_size}
+        for name, value in positive.items():
+            if value <= 0:
+                raise ConfigError(f"{name}: must be positive, got {value}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr: must be positive, got {self.lr}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay: must not be negative, got {self.weight_decay}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
+        if self.warmup_epochs < 0 or self.early_stopping_patience < 0:
+            raise ConfigError("warmup_epochs and early_stopping_patience: must not be negative")
+        if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
+            raise ConfigError("mean/std: need three values each, std positive")
+        if self.device not in {"auto", "cpu", "cuda"}:
+            raise ConfigError(f"device: expected auto, cpu or cuda, got {self.device!r}")
+        for name in (
+            "num_workers",
+            "threads",
+            "checkpoint_every_steps",
+            "max_train_images",
+            "max_val_images",
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must not be negative")
+
+
+@dataclass
+class EvalConfig:
+    """How a checkpoint is evaluated and its decision threshold chosen."""
+
+    split: str = "test"  # evaluation split; falls back to val when the version has no test rows
+    threshold_split: str = "val"
+    threshold_policy: str = "max_f1"  # max_f1 | target_recall | fixed
+    target_recall: float = 0.95  # FAKE recall to reach with target_recall
+    fixed_threshold: float = 0.5
+    ece_bins: int = 15
+    batch_size: int = 256
+    max_images: int = 0  # cap for smoke runs; 0 = all
+
+    def validate(self) -> None:
+        if self.threshold_policy not in THRESHOLD_POLICIES:
+            known = ", ".join(THRESHOLD_POLICIES)
+            raise ConfigError(f"threshold_policy: unknown {self.threshold_policy!r} (known: {known})")
+        if not 0.0 < self.target_recall <= 1.0:
+            raise ConfigError(f"target_recall: must be in (0, 1], got {self.target_recall}")
+        if not 0.0 < self.fixed_threshold < 1.0:
+            raise ConfigError(f"fixed_threshold: must be in (0, 1), got {self.fixed_threshold}")
+        for name in ("split", "threshold_split"):
+            if getattr(self, name) not in ("train", "val", "test"):
+                raise ConfigError(f"{name}: expected train, val or test")
+        if self.ece_bins < 2 or self.batch_size <= 0 or self.max_images < 0:
+            raise ConfigError("ece_bins (>= 2), batch_size (> 0), max_images (>= 0): out of range")
+
+
+def presets_dir() -> Path:
+    return config.config_dir() / "presets"
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in presets_dir().glob("*.yaml"))
+
+
+def load_train_config(
+    preset: str | None = None, path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> TrainConfig:
+    """``train.yaml`` (or ``path``) < preset < env < ``overrides``, validated."""
+    base_file = Path(path) if path else config.config_dir() / "train.yaml"
+    data = config.read_yaml(base_file) if (path or base_file.exists()) else {}
+    if preset:
+        preset_file = Path(preset) if preset.endswith((".yaml", ".yml")) else presets_dir() / f"{preset}.yaml"
+        if not preset_file.exists():
+            known = ", ".join(available_presets()) or "none"
+            raise ConfigError(f"preset: unknown {preset!r} (known: {known})")
+        data = config._merge(data, config.read_yaml(preset_file))
+    data = config._merge(data, config._env_overrides("train"))
+    data = config._merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
+    return config.build(TrainConfig, data)
+
+
+def load_eval_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> EvalConfig:
+    return config.load(EvalConfig, "evaluate", path=path, overrides=overrides)

@@ -1,0 +1,481 @@
+"""The training loop: AdamW + warmup/cosine, robustness augmentation, early stopping on validation F1,
+resumable checkpoints, MLflow tracking, and data-parallel training under ``torchrun`` (DDP).
+
+Files in the output folder:
+
+- ``model.pt``: the best checkpoint so far (small; ``aidetect.model.checkpoint`` format)
+- ``state.pt``: everything needed to resume (weights, optimizer, schedule, progress, RNG); rewritten
+  atomically every epoch (and every ``checkpoint_every_steps`` steps)
+- ``history.json``: per-epoch metrics with elapsed wall time
+- ``run.json``: written last, only when training finished: run id, dataset version, best epoch, ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from aidetect import storage
+from aidetect.errors import AidetectError, DataError
+from aidetect.model.augment import Augmenter
+from aidetect.model.checkpoint import save_checkpoint, unwrap
+from aidetect.model.config import TrainConfig
+from aidetect.model.data import ImageDataset, SplitData, epoch_batches, load_split
+from aidetect.model.lineage import git_commit, read_json, write_json
+from aidetect.model.metrics import classification_metrics
+from aidetect.model.networks import build_model, count_parameters
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.pt"
+STATE_FILE = "state.pt"
+HISTORY_FILE = "history.json"
+RUN_FILE = "run.json"
+
+
+class TrainingError(AidetectError):
+    """Training cannot go on (NaN loss, nothing to resume from, ...)."""
+
+
+@dataclass
+class TrainResult:
+    out_dir: str
+    model_path: str
+    run_id: str | None
+    dataset_version: str
+    best_epoch: int
+    best_val_f1: float
+    epochs_run: int
+    stopped_early: bool
+    seconds: float
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device_kind: str) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _device(cfg: TrainConfig, d: _Dist | None = None) -> torch.device:
+    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise TrainingError("device: cuda requested but no CUDA device is available")
+        return torch.device("cuda", d.local_rank if d else 0)
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on biases and normalisation parameters."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _schedule(total_steps: int, warmup_steps: int) -> Any:
+    def factor(step: int) -> float:
+        if warmup_steps and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    if device.type == "cuda" and enabled:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def predict_probs(
+    model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device, amp: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax probabilities ``[N, C]`` and targets for every batch of ``loader``."""
+    model.eval()
+    probs, targets = [], []
+    for x, y in loader:
+        x = x.to(device, non_blocking=True)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, amp):
+            logits = model(x)
+        probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+        targets.append(y.numpy())
+    if not probs:
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
+    return np.concatenate(probs), np.concatenate(targets)
+
+
+class _Tracker:
+    """MLflow logging from the main process only; a no-op when tracking is off."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.run_id: str | None = None
+
+    def start(
+        self, cfg: TrainConfig, run_id: str | None, params: dict[str, Any], tags: dict[str, str]
+    ) -> None:
+        if not self.enabled:
+            return
+        from aidetect import registry
+
+        if run_id:
+            self.run_id = run_id
+            registry.check_reachable()
+            return
+        self.run_id = registry.start_run(cfg.experiment, run_name=tags.get("run_name"), tags=tags)
+        registry.log_params(self.run_id, params)
+
+    def metrics(self, values: dict[str, float], step: int) -> None:
+        if self.enabled and self.run_id:
+            from aidetect import registry
+
+            registry.log_metrics(self.run_id, values, step)
+
+    def artifacts(self, local: Path, artifact_path: str | None) -> None:
+        if self.enabled and self.run_id:
+            from aidetect import registry
+
+            registry.log_artifacts(self.run_id, local, artifact_path)
+
+    def end(self, status: str) -> None:
+        if self.enabled and self.run_id:
+            from aidetect import registry
+
+            with contextlib.suppress(AidetectError):
+                registry.end_run(self.run_id, status)
+
+
+def _open_data(data: Any, cfg: TrainConfig) -> tuple[str, list[str], SplitData, SplitData]:
+    if isinstance(data, str):
+        from aidetect.data.versions import open_version
+
+        data = open_version(data)
+    train_set = load_split(data, "train").head(cfg.max_train_images)
+    val_set = load_split(data, "val").head(cfg.max_val_images)
+    if len(train_set) == 0:
+        raise DataError(f"dataset version {data.version_id} has no train images")
+    if len(val_set) == 0:
+        raise DataError(f"dataset version {data.version_id} has no val images (needed for early stopping)")
+    return data.version_id, list(data.labels), train_set, val_set
+
+
+@dataclass
+class _Loop:
+    """The mutable state of one training run: what ``state.pt`` saves and ``--resume`` restores."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    state_path: Path
+    started: float
+    progress: dict[str, Any] = field(
+        default_factory=lambda: {"epoch": 0, "step": 0, "best_f1": -1.0, "best_epoch": -1, "bad_epochs": 0}
+    )
+    history: list[dict[str, Any]] = field(default_factory=list)
+    run_id: str | None = None
+    elapsed_before: float = 0.0
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.started
+
+    def save(self) -> None:
+        payload = {
+            "model": unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "progress": dict(self.progress),
+            "history": self.history,
+            "run_id": self.run_id,
+            "elapsed": self.elapsed(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        buf = io.BytesIO()
+        torch.save(payload, buf)
+        storage.write_bytes(str(self.state_path), buf.getvalue())
+
+    def restore(self) -> None:
+        try:
+            st = torch.load(self.state_path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # a truncated file cannot exist (atomic writes) but a foreign one can
+            raise TrainingError(f"cannot resume from {self.state_path}: {exc}") from None
+        unwrap(self.model).load_state_dict(st["model"])
+        self.optimizer.load_state_dict(st["optimizer"])
+        self.scheduler.load_state_dict(st["scheduler"])
+        self.scaler.load_state_dict(st["scaler"])
+        self.progress, self.history, self.run_id = st["progress"], st["history"], st.get("run_id")
+        self.elapsed_before = float(st.get("elapsed", 0.0))
+        torch.set_rng_state(st["torch_rng"])
+
+
+def _setup(
+    cfg: TrainConfig, num_classes: int, n_train: int, device: torch.device, d: _Dist, state_path: Path
+) -> _Loop:
+    model = build_model(cfg.arch, num_classes, cfg.input_size, weights=cfg.weights or None).to(device)
+    if device.type == "cuda" and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
+    steps_per_epoch = len(epoch_batches(n_train, cfg.batch_size, cfg.seed, 0, d.rank, d.world))
+    warmup = round(cfg.warmup_epochs * steps_per_epoch)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(steps_per_epoch * cfg.epochs, warmup))
+    use_amp = device.type == "cuda" and cfg.amp
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported())
+    return _Loop(model, optimizer, scheduler, scaler, state_path, time.monotonic())
+
+
+def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = False) -> TrainResult:
+    """Train on ``data`` (a dataset version id or ``DatasetVersion``) into ``out_dir``."""
+    out = Path(out_dir)
+    d = _init_distributed(_device(cfg).type)
+    device = _device(cfg, d)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    state_path, run_path = out / STATE_FILE, out / RUN_FILE
+    if run_path.exists() and resume:
+        done = read_json(run_path)
+        log.info("training in %s already finished; nothing to resume", out)
+        return TrainResult(**{k: done[k] for k in TrainResult.__dataclass_fields__})
+    if (state_path.exists() or run_path.exists()) and not resume:
+        raise TrainingError(
+            f"{out} already holds a training run; pass --resume to continue it or use a new --out"
+        )
+    version_id, labels, train_set, val_set = _open_data(data, cfg)
+    seed_everything(cfg.seed)
+    loop = _setup(cfg, len(labels), len(train_set), device, d, state_path)
+    if resume and state_path.exists():
+        loop.restore()
+        log.info("resuming at epoch %d step %d", loop.progress["epoch"], loop.progress["step"])
+    if d.world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        loop.model = nn.parallel.DistributedDataParallel(loop.model, device_ids=ids)
+    meta = {
+        "arch": cfg.arch,
+        "num_classes": len(labels),
+        "input_size": cfg.input_size,
+        "labels": labels,
+        "mean": list(cfg.mean),
+        "std": list(cfg.std),
+        "threshold": 0.5,
+        "threshold_policy": "default",
+        "dataset_version": version_id,
+        "preprocess": "aidetect.data.imaging.to_model_input",
+    }
+    tracker = _Tracker(cfg.track and d.main)
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+        params = {
+            **asdict(cfg),
+            "dataset_version": version_id,
+            "world_size": d.world,
+            "parameters": count_parameters(loop.model),
+        }
+        tags = {
+            "dataset_version": version_id,
+            "git_commit": git_commit(),
+            "run_name": f"{cfg.arch}-{version_id[:8]}",
+        }
+        tracker.start(cfg, loop.run_id, params, tags)
+        loop.run_id = tracker.run_id
+        write_json(
+            out / "config.json", {"train": asdict(cfg), "dataset_version": version_id, "labels": labels}
+        )
+    augment = Augmenter(cfg.augment)
+    train_ds = ImageDataset(
+        train_set.images, train_set.targets, cfg.input_size, cfg.mean, cfg.std, augment, cfg.seed
+    )
+    val_ds = ImageDataset(val_set.images, val_set.targets, cfg.input_size, cfg.mean, cfg.std)
+    val_loader = torch.utils.data.DataLoader(val_ds, batch_size=256, num_workers=cfg.num_workers)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    use_amp = device.type == "cuda" and cfg.amp
+    stopped_early = False
+    try:
+        for epoch in range(loop.progress["epoch"], cfg.epochs):
+            t0 = time.monotonic()
+            train_loss = _run_epoch(cfg, loop, train_ds, loss_fn, device, d, epoch)
+            stop = False
+            loop.progress.update(epoch=epoch + 1, step=0)
+            if d.main:
+                val = _validate(loop.model, val_loader, device, labels, use_amp)
+                row = {
+                    "epoch": epoch + 1,
+                    "train_loss": train_loss,
+                    "lr": loop.optimizer.param_groups[0]["lr"],
+                    "epoch_seconds": time.monotonic() - t0,
+                    "elapsed_seconds": loop.elapsed(),
+                    **{f"val_{k}": v for k, v in val.items()},
+                }
+                loop.history.append(row)
+                if val["f1"] > loop.progress["best_f1"]:
+                    loop.progress.update(best_f1=val["f1"], best_epoch=epoch + 1, bad_epochs=0)
+                    ckpt_meta = {**meta, "epoch": epoch + 1, "val_f1": val["f1"]}
+                    save_checkpoint(str(out / MODEL_FILE), loop.model, ckpt_meta)
+                else:
+                    loop.progress["bad_epochs"] += 1
+                loop.save()
+                write_json(out / HISTORY_FILE, {"history": loop.history})
+                tracker.metrics({k: v for k, v in row.items() if k != "epoch"}, epoch + 1)
+                log.info(
+                    "epoch %d: %s",
+                    epoch + 1,
+                    {k: round(v, 4) for k, v in row.items() if isinstance(v, float)},
+                )
+                patience = cfg.early_stopping_patience
+                stop = bool(patience and loop.progress["bad_epochs"] >= patience)
+            if _broadcast_flag(stop, d):
+                stopped_early = True
+                break
+    except BaseException:
+        tracker.end("FAILED")
+        raise
+    result = TrainResult(
+        out_dir=str(out),
+        model_path=str(out / MODEL_FILE),
+        run_id=loop.run_id,
+        dataset_version=version_id,
+        best_epoch=loop.progress["best_epoch"],
+        best_val_f1=loop.progress["best_f1"],
+        epochs_run=len(loop.history),
+        stopped_early=stopped_early,
+        seconds=loop.elapsed(),
+    )
+    if d.main:
+        _finish(out, tracker, result, loop.history)
+    if d.world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return result
+
+
+def _broadcast_flag(flag: bool, d: _Dist) -> bool:
+    if d.world <= 1:
+        return flag
+    t = torch.tensor([1 if flag else 0])
+    dist.broadcast(t, src=0)
+    return bool(t.item())
+
+
+def _run_epoch(
+    cfg: TrainConfig,
+    loop: _Loop,
+    ds: ImageDataset,
+    loss_fn: nn.Module,
+    device: torch.device,
+    d: _Dist,
+    epoch: int,
+) -> float:
+    """One epoch (from the saved step when resuming inside it); returns the mean training loss."""
+    from tqdm import tqdm
+
+    ds.set_epoch(epoch)
+    batches = epoch_batches(len(ds), cfg.batch_size, cfg.seed, epoch, d.rank, d.world)
+    start_step = loop.progress["step"] if loop.progress["epoch"] == epoch else 0
+    loader = torch.utils.data.DataLoader(ds, batch_sampler=batches[start_step:], num_workers=cfg.num_workers)
+    loop.model.train()
+    use_amp = device.type == "cuda" and cfg.amp
+    total, count = 0.0, 0
+    bar = tqdm(
+        total=len(batches),
+        initial=start_step,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        disable=not (cfg.progress and d.main),
+        mininterval=5.0,
+        leave=False,
+    )
+    for step, (x, y) in enumerate(loader, start=start_step):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        if device.type == "cuda" and cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, use_amp):
+            loss = loss_fn(loop.model(x), y)
+        finite = torch.isfinite(loss.detach()).float()
+        if d.world > 1:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        if finite.item() < 1:
+            lr = loop.optimizer.param_groups[0]["lr"]
+            raise TrainingError(
+                f"loss became NaN/inf at epoch {epoch + 1} step {step + 1} (lr {lr:.2e}); lower the lr"
+            )
+        loop.optimizer.zero_grad(set_to_none=True)
+        loop.scaler.scale(loss).backward()
+        loop.scaler.step(loop.optimizer)
+        loop.scaler.update()
+        loop.scheduler.step()
+        total += float(loss.detach()) * len(y)
+        count += len(y)
+        bar.update(1)
+        bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
+        every = cfg.checkpoint_every_steps
+        if every and (step + 1) % every == 0 and step + 1 < len(batches):
+            loop.progress.update(epoch=epoch, step=step + 1)
+            if d.main:
+                loop.save()
+    bar.close()
+    return total / max(1, count)
+
+
+def _validate(
+    model: nn.Module, loader: Any, device: torch.device, labels: list[str], amp: bool
+) -> dict[str, float]:
+    probs, targets = predict_probs(unwrap(model), loader, device, amp)
+    m = classification_metrics(probs, targets, labels)
+    eps = 1e-7
+    nll = float(-np.log(np.clip(probs[np.arange(len(targets)), targets], eps, 1.0)).mean())
+    return {"loss": nll, "accuracy": m["accuracy"], "f1": m["f1"], "roc_auc": m["roc_auc"], "ece": m["ece"]}
+
+
+def _finish(out: Path, tracker: _Tracker, result: TrainResult, history: list[dict[str, Any]]) -> None:
+    from aidetect.model.plots import training_curves
+
+    plots = out / "plots"
+    plots.mkdir(exist_ok=True)
+    training_curves(history, plots / "training_curves.png")
+    if tracker.enabled and tracker.run_id:
+        tracker.artifacts(out / MODEL_FILE, "checkpoint")
+        tracker.artifacts(out / "config.json", None)
+        tracker.artifacts(out / HISTORY_FILE, None)
+        tracker.artifacts(plots, "plots")
+        tracker.metrics(
+            {"best_val_f1": result.best_val_f1, "train_seconds": result.seconds}, result.epochs_run
+        )
+        tracker.end("FINISHED")
+    write_json(out / RUN_FILE, {**asdict(result), "git_commit": git_commit(), "finished": True})
