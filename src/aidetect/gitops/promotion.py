@@ -203,6 +203,15 @@ def promote(
     return propose(ctx, change, production_weight_reset=env == "production")
 
 
+def promote_canary(repo_path: str | Path, config: PromotionConfig, analysis: str) -> PromotionResult:
+    """The PR that makes the canary (as pinned on main) the stable production version, with the canary
+    analysis that justified it added to the evidence."""
+    ctx = open_context(repo_path, config)
+    change = plan_promotion(ctx, ctx.pin("canary").version, "production", None)
+    change.body = f"{change.body}\n\n## Canary analysis\n\n{analysis}"
+    return propose(ctx, change, production_weight_reset=True)
+
+
 def rollback_canary(repo_path: str | Path, config: PromotionConfig, reason: str) -> PromotionResult:
     """The rollback pull request: canary traffic to 0, canary re-pinned to stable."""
     ctx = open_context(repo_path, config)

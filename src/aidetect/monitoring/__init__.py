@@ -1,0 +1,1 @@
+"""Monitoring: drift (Evidently), retrain trigger, canary analysis (Prometheus)."""
