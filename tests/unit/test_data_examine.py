@@ -19,6 +19,8 @@ def _items() -> list[SourceItem]:
 def test_pool_matches_inline_and_keeps_order() -> None:
     inline = list(examine_stream(iter(_items()), 10_000, True, workers=1))
     pooled = list(examine_stream(iter(_items()), 10_000, True, workers=2, inline=4, chunk=3))
+    by_bytes = list(examine_stream(iter(_items()), 10_000, True, workers=2, inline=0, chunk_bytes=1500))
+    assert by_bytes == inline
     assert [i.source for i, _ in pooled] == [i.source for i in _items()]
     assert pooled == inline
     sha, info, err = pooled[0][1]

@@ -1,7 +1,8 @@
 """Hash and inspect a stream of source images, in worker processes when there are many.
 
 The first ``inline`` images are examined in-process (small sources never pay for a pool); after
-that, chunks go to a process pool with a bounded window, so memory stays flat and order is kept.
+that, chunks (at most ``chunk`` images or ``chunk_bytes``) go to a process pool with a window of
+``2 * workers + 1`` chunks, so memory stays flat and order is kept.
 """
 
 from __future__ import annotations
@@ -33,6 +34,19 @@ def _examine_chunk(args: tuple[list[bytes], int, bool]) -> list[Examined]:
     return [examine(d, max_pixels, verify) for d in datas]
 
 
+def _take(items: Iterator[SourceItem], max_items: int, max_bytes: int) -> list[SourceItem]:
+    """The next items, up to ``max_items`` of them or ``max_bytes`` of image data."""
+    batch: list[SourceItem] = []
+    size = 0
+    while len(batch) < max_items and size < max_bytes:
+        item = next(items, None)
+        if item is None:
+            break
+        batch.append(item)
+        size += len(item.data)
+    return batch
+
+
 def worker_count(configured: int) -> int:
     """``configured`` workers, or every available core when it is 0."""
     if configured > 0:
@@ -50,6 +64,7 @@ def examine_stream(
     workers: int = 0,
     inline: int = 2048,
     chunk: int = 512,
+    chunk_bytes: int = 4 * 1024 * 1024,
 ) -> Iterator[tuple[SourceItem, Examined | None]]:
     """Yield ``(item, examined)`` in source order; ``examined`` is None for items that carry an error."""
     n_workers = worker_count(workers)
@@ -66,7 +81,7 @@ def examine_stream(
     window: deque[tuple[list[SourceItem], Future[list[Examined]]]] = deque()
     with ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx) as pool:
         while True:
-            batch = [item for _, item in zip(range(chunk), items, strict=False)]
+            batch = _take(items, chunk, chunk_bytes)
             if batch:
                 datas = [b"" if it.error else it.data for it in batch]
                 window.append((batch, pool.submit(_examine_chunk, (datas, max_pixels, verify))))
