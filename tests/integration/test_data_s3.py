@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from aidetect import storage
 from aidetect.cli import main
 from aidetect.data.validation import ValidationConfig, validate_version
+from aidetect.data.validation_report import write_reports
 from aidetect.data.versions import ingest, list_versions, open_version
 from aidetect.errors import DataError, ServiceUnavailableError, StorageError
 from tests.helpers import servers
@@ -64,6 +66,9 @@ def test_ingest_s3_folder_into_s3_root_and_read_back(s3_env: str, tmp_path: Path
 
     result = validate_version(v, config=ValidationConfig())
     assert result.success and result.decode["checked"] == 30
+    written = write_reports(result, "s3://datasets/reports/run-1")
+    assert json.loads(storage.read_bytes(written["json"]))["version_id"] == res.version_id
+    assert storage.read_bytes(written["markdown"]).startswith(b"# Data validation")
 
 
 def test_ingest_s3_zip_and_parquet(s3_env: str, tmp_path: Path) -> None:

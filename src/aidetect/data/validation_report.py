@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from aidetect import paths, storage
@@ -86,6 +85,4 @@ def write_reports(result: ValidationResult, out: str | None = None) -> dict[str,
     md_uri = storage.join(out, "validation.md")
     storage.write_bytes(json_uri, (json.dumps(result.to_dict(), indent=2, default=str) + "\n").encode())
     storage.write_bytes(md_uri, render_markdown(result).encode())
-    if not storage.is_s3(out):
-        Path(out).mkdir(parents=True, exist_ok=True)
     return {"json": json_uri, "markdown": md_uri}
