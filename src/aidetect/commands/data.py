@@ -122,8 +122,12 @@ def show(version: str, root: str | None) -> None:
     click.echo(f"\nsize: width {w.min()}..{w.max()}, height {h.min()}..{h.max()}, {mb:.1f} MB of image bytes")
     cc = m["content_class"].dropna()
     if len(cc):
-        table = m.dropna(subset=["content_class"]).pivot_table(
-            index="content_class", columns="label", values="sha256", aggfunc="count", fill_value=0
+        table = (
+            m.dropna(subset=["content_class"])
+            .pivot_table(
+                index="content_class", columns="label", values="sha256", aggfunc="count", fill_value=0
+            )
+            .reindex(columns=v.labels, fill_value=0)
         )
         rows = [["content_class", *map(str, table.columns)]]
         rows += [[str(idx), *map(str, vals)] for idx, vals in zip(table.index, table.values, strict=True)]
