@@ -105,6 +105,7 @@ class Source:
         if parquets and not rels:
             yield from self._parquet(sorted(parquets), base=str(root))
             return
+        self.ignored.extend(sorted(Path(q).relative_to(root).as_posix() for q in parquets))
         for rel in sorted(rels):
             label, split = _label_and_split(rel, self.uri)
             try:
