@@ -14,6 +14,7 @@ from aidetect.errors import AidetectError
 from aidetect.gitops import overlays
 from aidetect.gitops.config import PromotionConfig
 from aidetect.gitops.promotion import PromotionRefused, promote, rollback_canary, sync_aliases
+from aidetect.gitops.verify import verify
 from tests.helpers.gitops import fake_github, git, make_repo, merge, register, remote_branches
 from tests.helpers.servers import tool
 
@@ -214,3 +215,27 @@ def test_cli_without_token_prints_branch_compare_link_and_body(
     assert bad.stderr.startswith("error: ") and "did not pass its gates" in bad.stderr
     assert "Traceback" not in bad.stderr
     assert remote_branches(bare) == sorted(["main", branch])
+
+
+def test_verify_checks_the_pins_a_pull_request_changes(repo, versions, tmp_path: Path) -> None:
+    """What .github/workflows/promotion.yml runs on a PR: render, validate, policy, gates, stage order."""
+    work, bare = repo
+    cfg = config(versions)
+    branch = promote(work, cfg, versions["good"], "staging").branch
+    clone = tmp_path / "pr"
+    subprocess.run(["git", "clone", "-q", "-b", branch, str(bare), str(clone)], check=True)
+    report = verify(clone, cfg, "origin/main")
+    assert report.problems == []
+    assert report.changed == {"staging": (1, versions["good"])}
+    assert set(report.rendered) == {"staging", "canary", "production"}
+
+    manifests = clone / "manifests"
+    root = overlays.read_pin(manifests, "staging").artifact_root
+    overlays.write_pin(manifests, "staging", versions["model"], versions["failed"], root)
+    overlays.write_pin(manifests, "canary", versions["model"], versions["better"], root)
+    problems = verify(clone, cfg, "origin/main").problems
+    assert f"staging: {versions['model']} v{versions['failed']} did not pass its gates" in problems
+    assert any(p.startswith(f"canary: v{versions['better']} skips a stage") for p in problems), problems
+
+    overlays.pin_path(manifests, "production").write_text("kind: InferenceService\n")
+    assert any("production" in p for p in verify(clone, cfg).problems)

@@ -85,3 +85,25 @@ def status(obj: dict) -> None:
         share = f"{pin['weight']}%" if "weight" in pin else ""
         rows.append([env, pin["model_name"], str(pin["version"]), share, pin["uri"]])
     click.echo(format_table(rows))
+
+
+@promote.command()
+@click.option("--base", "base_ref", help="Also check the pins changed since this git ref (e.g. origin/main).")
+@click.pass_obj
+def verify(obj: dict, base_ref: str | None) -> None:
+    """CI for promotion PRs: render and validate every overlay, check policy and the changed pins' gates."""
+    from aidetect.errors import AidetectError
+    from aidetect.gitops.verify import verify as run_verify
+
+    report = run_verify(obj["repo"], _config(obj["config_path"], obj["remote"], obj["model"]), base_ref)
+    for env, count in report.rendered.items():
+        click.echo(f"rendered {env}: {count} documents")
+    for skipped in report.skipped:
+        click.echo(f"not validated (no schema here): {skipped}")
+    for env, (before, after) in report.changed.items():
+        click.echo(f"{env}: v{before} -> v{after}")
+    if report.problems:
+        for problem in report.problems:
+            click.echo(f"problem: {problem}", err=True)
+        raise AidetectError(f"{len(report.problems)} problem(s) in the overlays")
+    click.echo("ok")
