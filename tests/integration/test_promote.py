@@ -18,6 +18,7 @@ from aidetect.gitops.verify import verify
 from tests.helpers.gitops import fake_github, git, make_repo, merge, register, remote_branches
 from tests.helpers.servers import tool
 
+pytestmark = pytest.mark.slow  # a real MLflow server and registered versions
 MODEL = "detector-under-test"
 BUCKET = "s3://aidetect-mlflow/artifacts"
 
