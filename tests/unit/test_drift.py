@@ -285,3 +285,23 @@ def test_metrics_are_pushed_to_a_pushgateway_group() -> None:
 
     with pytest.raises(ServiceUnavailableError, match="Pushgateway"):
         exposition.push(reg, f"http://127.0.0.1:{free_port()}", "aidetect-drift", "det", "3")
+
+
+def test_pipeline_runs_are_pushed_with_gate_status() -> None:
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        exposition.push_pipeline_run(url, "training", "succeeded", gate=("det", "4", False))
+    finally:
+        server.shutdown()
+    (_, path, body) = _Gateway.received[-1]
+    assert path == "/metrics/job/aidetect-pipelines/pipeline/training/status/succeeded"
+    text = body.decode()
+    assert 'aidetect_gate_passed{model="det",version="4"} 0.0' in text
+    assert 'aidetect_pipeline_last_success_timestamp_seconds{pipeline="training"}' in text
+    failed = exposition.pipeline_registry("training", "failed", finished_at=5.0)
+    assert (
+        failed.get_sample_value("aidetect_pipeline_last_success_timestamp_seconds", {"pipeline": "training"})
+        is None
+    )

@@ -80,13 +80,59 @@ def write_textfile(reg: CollectorRegistry, path: str | Path) -> None:
 
 def push(reg: CollectorRegistry, gateway_url: str, job: str, model_name: str, model_version: str) -> None:
     """PUT the group ``{job, model, version}`` to the Pushgateway (replacing its previous metrics)."""
+    _push(reg, gateway_url, job, {"model": model_name, "version": str(model_version)})
+
+
+def _push(reg: CollectorRegistry, gateway_url: str, job: str, grouping: dict[str, str]) -> None:
     try:
-        push_to_gateway(
-            gateway_url,
-            job=job,
-            registry=reg,
-            grouping_key={"model": model_name, "version": str(model_version)},
-            timeout=10,
-        )
+        push_to_gateway(gateway_url, job=job, registry=reg, grouping_key=grouping, timeout=10)
     except OSError as exc:
         raise ServiceUnavailableError(f"Pushgateway {gateway_url} unreachable: {exc}") from None
+
+
+PIPELINE_METRICS = {
+    "aidetect_pipeline_last_run_timestamp_seconds": "Unix time the pipeline last finished, by status.",
+    "aidetect_pipeline_last_success_timestamp_seconds": "Unix time the pipeline last succeeded.",
+    "aidetect_gate_passed": "1 when the registered version passed its gates, else 0.",
+}
+
+
+def pipeline_registry(
+    pipeline: str,
+    status: str,
+    *,
+    finished_at: float | None = None,
+    gate: tuple[str, str, bool] | None = None,
+) -> CollectorRegistry:
+    """Metrics of one finished run (``status``: succeeded | failed); ``gate`` = (model, version, passed)."""
+    reg = CollectorRegistry()
+    when = finished_at if finished_at is not None else time.time()
+    name = "aidetect_pipeline_last_run_timestamp_seconds"
+    Gauge(name, PIPELINE_METRICS[name], ["pipeline", "status"], registry=reg).labels(pipeline, status).set(
+        when
+    )
+    if status == "succeeded":
+        name = "aidetect_pipeline_last_success_timestamp_seconds"
+        Gauge(name, PIPELINE_METRICS[name], ["pipeline"], registry=reg).labels(pipeline).set(when)
+    if gate is not None:
+        model, version, passed = gate
+        name = "aidetect_gate_passed"
+        g = Gauge(name, PIPELINE_METRICS[name], ["model", "version"], registry=reg)
+        g.labels(model, str(version)).set(float(passed))
+    return reg
+
+
+def push_pipeline_run(
+    gateway_url: str,
+    pipeline: str,
+    status: str,
+    *,
+    gate: tuple[str, str, bool] | None = None,
+    job: str = "aidetect-pipelines",
+) -> None:
+    """Push a finished run to the Pushgateway (group ``{job, pipeline, status}``) for the Pipelines dashboard.
+
+    Grouping by status keeps the last failed and the last succeeded run side by side.
+    """
+    reg = pipeline_registry(pipeline, status, gate=gate)
+    _push(reg, gateway_url, job, {"pipeline": pipeline, "status": status})
