@@ -15,6 +15,8 @@ from aidetect.gitops import render as r
 REPO = Path(__file__).resolve().parents[2]
 ARGOCD = REPO / "argocd"
 OVERLAYS = sorted(p.name for p in (REPO / "manifests" / "overlays").iterdir())
+# what Argo CD deploys: every overlay, and the monitoring bundle (alerts, dashboards, schedules)
+SOURCES = [f"manifests/overlays/{env}" for env in OVERLAYS] + ["manifests/monitoring"]
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def test_argocd_objects_validate(argo_docs: dict[str, dict]) -> None:
 
 def test_project_is_fenced_to_the_overlays_namespaces_and_kinds(argo_docs: dict[str, dict]) -> None:
     project = argo_docs["AppProject"]["spec"]
-    rendered = [d for env in OVERLAYS for d in r.render(REPO / "manifests" / "overlays" / env)]
+    rendered = [d for path in SOURCES for d in r.render(REPO / path)]
     namespaces = {d["metadata"].get("namespace") for d in rendered if d["kind"] != "Namespace"}
     assert {d["namespace"] for d in project["destinations"]} == namespaces
     assert all(d["server"] == "https://kubernetes.default.svc" for d in project["destinations"])
@@ -64,7 +66,7 @@ def _applications(appset: dict) -> list[dict]:
 def test_applicationset_makes_one_application_per_overlay(argo_docs: dict[str, dict]) -> None:
     apps = _applications(argo_docs["ApplicationSet"])
     paths = sorted(a["spec"]["source"]["path"] for a in apps)
-    assert paths == [f"manifests/overlays/{env}" for env in OVERLAYS]
+    assert paths == sorted(SOURCES)
     for app in apps:
         assert (REPO / app["spec"]["source"]["path"]).is_dir()
         assert app["spec"]["project"] == argo_docs["AppProject"]["metadata"]["name"]
