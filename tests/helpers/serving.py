@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import socket
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -73,4 +75,17 @@ def aidetect_serve(
     ]  # fmt: skip
     url = f"http://127.0.0.1:{http}"
     with servers.running(cmd, f"{url}/v2/health/ready", workdir / "serve.log", env=env, timeout=120):
+        _wait_tcp(grpc)  # REST and gRPC start side by side: ready on REST does not mean gRPC listens
         yield url, f"127.0.0.1:{grpc}"
+
+
+def _wait_tcp(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

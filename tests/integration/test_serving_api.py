@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -15,6 +18,7 @@ from PIL import Image
 from tests.helpers.serving import aidetect_serve, jpeg, make_bundle, png_header_bomb
 
 MODEL = "detector"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +27,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     bundle = make_bundle(work / "bundle", name=MODEL)
     with aidetect_serve(str(bundle), work, "--max-batch", "8", "--max-request-bytes", "2000000") as urls:
         yield urls
+
+
+@pytest.fixture(scope="module")
+def grpc_results(server: tuple[str, str]) -> dict:
+    """tritonclient gRPC checks, in their own process (see tests/helpers/grpc_checks.py)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.helpers.grpc_checks", server[1], MODEL],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def _images() -> list[bytes]:
@@ -45,11 +60,10 @@ def _check_outputs(probs: np.ndarray, labels: list, p_fake: np.ndarray, n: int) 
     assert labels == ["FAKE" if p >= 0.5 else "REAL" for p in p_fake]
 
 
-def test_health_and_metadata_over_rest_and_grpc(server: tuple[str, str]) -> None:
-    import tritonclient.grpc as tg
+def test_health_and_metadata_over_rest_and_grpc(server: tuple[str, str], grpc_results: dict) -> None:
     import tritonclient.http as th
 
-    http_url, grpc_url = server
+    http_url = server[0]
     rest = th.InferenceServerClient(http_url.removeprefix("http://"))
     assert rest.is_server_live() and rest.is_server_ready() and rest.is_model_ready(MODEL)
     meta = rest.get_model_metadata(MODEL)
@@ -62,10 +76,9 @@ def test_health_and_metadata_over_rest_and_grpc(server: tuple[str, str]) -> None
     }
     assert [o["name"] for o in meta["outputs"]] == ["probabilities", "label", "probability_fake"]
     assert meta["outputs"][0]["shape"] == [-1, 2]
-    grpc = tg.InferenceServerClient(grpc_url)
-    assert grpc.is_server_live() and grpc.is_server_ready() and grpc.is_model_ready(MODEL)
-    gmeta = grpc.get_model_metadata(MODEL)
-    assert [o.name for o in gmeta.outputs] == ["probabilities", "label", "probability_fake"]
+    g = grpc_results
+    assert g["live"] and g["ready"] and g["model_ready"]
+    assert g["outputs"] == ["probabilities", "label", "probability_fake"]
     assert not rest.is_model_ready("no-such-model")
 
 
@@ -92,39 +105,12 @@ def test_tritonclient_http_binary_and_json(server: tuple[str, str]) -> None:
     np.testing.assert_allclose(res2.as_numpy("probabilities"), probs, atol=1e-6)
 
 
-def test_tritonclient_grpc_all_input_kinds_agree(server: tuple[str, str]) -> None:
-    import tritonclient.grpc as tg
-
-    client = tg.InferenceServerClient(server[1])
-    rng = np.random.default_rng(5)
-    pixels = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-    pngs = []
-    for p in pixels:
-        buf = io.BytesIO()
-        Image.fromarray(p).save(buf, "PNG")
-        pngs.append(buf.getvalue())
-
-    inp = tg.InferInput("image", [2], "BYTES")
-    inp.set_data_from_numpy(np.array(pngs, dtype=np.object_))
-    by_bytes = client.infer(MODEL, [inp])
-    _check_outputs(
-        by_bytes.as_numpy("probabilities"),
-        list(by_bytes.as_numpy("label")),
-        by_bytes.as_numpy("probability_fake"),
-        2,
-    )
-    inp = tg.InferInput("pixels", list(pixels.shape), "UINT8")
-    inp.set_data_from_numpy(pixels)
-    by_pixels = client.infer(MODEL, [inp])
-    from aidetect.data.imaging import normalize
-
-    tensor = normalize(pixels)
-    inp = tg.InferInput("tensor", list(tensor.shape), "FP32")
-    inp.set_data_from_numpy(tensor)
-    by_tensor = client.infer(MODEL, [inp])
-    ref = by_bytes.as_numpy("probabilities")
-    np.testing.assert_allclose(by_pixels.as_numpy("probabilities"), ref, atol=1e-5)
-    np.testing.assert_allclose(by_tensor.as_numpy("probabilities"), ref, atol=1e-5)
+def test_tritonclient_grpc_all_input_kinds_agree(grpc_results: dict) -> None:
+    by_bytes = grpc_results["bytes"]
+    ref = np.array(by_bytes["probabilities"], np.float32)
+    _check_outputs(ref, by_bytes["label"], np.array(by_bytes["probability_fake"], np.float32), 2)
+    np.testing.assert_allclose(np.array(grpc_results["pixels"]), ref, atol=1e-5)
+    np.testing.assert_allclose(np.array(grpc_results["tensor"]), ref, atol=1e-5)
 
 
 KSERVE_CLIENT_SCRIPT = """
@@ -160,11 +146,7 @@ asyncio.run(run())
 
 
 def test_kserve_rest_and_grpc_clients(server: tuple[str, str], tmp_path: Path) -> None:
-    # KServe's and tritonclient's generated protos share one descriptor pool name: separate process.
-    import json
-    import subprocess
-    import sys
-
+    # KServe's and tritonclient's generated protos clash in one process: separate process.
     paths = []
     for i, data in enumerate(_images()[:2]):
         p = tmp_path / f"img{i}"
@@ -230,26 +212,14 @@ def test_bad_inputs_are_400_naming_input_and_index_and_server_keeps_serving(serv
     assert post([good]).status_code == 200
 
 
-def test_grpc_bad_input_is_invalid_argument(server: tuple[str, str]) -> None:
-    import grpc
-    import tritonclient.grpc as tg
-    from tritonclient.utils import InferenceServerException
-
-    client = tg.InferenceServerClient(server[1])
-    inp = tg.InferInput("image", [2], "BYTES")
-    inp.set_data_from_numpy(np.array([jpeg(40), b"garbage"], dtype=np.object_))
-    with pytest.raises(InferenceServerException) as err:
-        client.infer(MODEL, [inp])
-    assert err.value.status() == str(grpc.StatusCode.INVALID_ARGUMENT)
-    assert "'image' element 1" in err.value.message()
-    inp = tg.InferInput("tensor", [1, 3, 8, 8], "FP32")
-    inp.set_data_from_numpy(np.zeros((1, 3, 8, 8), np.float32))
-    with pytest.raises(InferenceServerException) as err:
-        client.infer(MODEL, [inp])
-    assert err.value.status() == str(grpc.StatusCode.INVALID_ARGUMENT) and "'tensor'" in err.value.message()
-    inp = tg.InferInput("image", [1], "BYTES")
-    inp.set_data_from_numpy(np.array([jpeg(40)], dtype=np.object_))
-    assert client.infer(MODEL, [inp]).as_numpy("probabilities").shape == (1, 2)
+def test_grpc_bad_input_is_invalid_argument(grpc_results: dict) -> None:
+    invalid = grpc_results["invalid_argument"]
+    assert grpc_results["corrupt"]["status"] == invalid
+    assert "'image' element 1" in grpc_results["corrupt"]["message"]
+    assert (
+        grpc_results["bad_shape"]["status"] == invalid and "'tensor'" in grpc_results["bad_shape"]["message"]
+    )
+    assert grpc_results["after_errors"] == 1
 
 
 def test_metrics_follow_the_contract(server: tuple[str, str]) -> None:

@@ -26,6 +26,7 @@ from aidetect.errors import AidetectError
 @click.option(
     "--inference-log", "inference_log_uri", default=None, help="Folder or s3:// prefix for the log."
 )
+@click.option("--access-log/--no-access-log", default=None, help="One log line per request.")
 def serve(model_uri: str, config_path: str | None, no_grpc: bool, name: str | None, **flags: object) -> None:
     """Serve a model bundle over the Open Inference Protocol v2 (KServe ModelServer, REST + gRPC)."""
     from aidetect.serving.config import load_serving_config

@@ -17,6 +17,7 @@ class ServingConfig:
     enable_grpc: bool = True
     workers: int = 1  # uvicorn worker processes for REST
     grpc_threads: int = 4
+    access_log: bool = False  # one log line per request (uvicorn access log and KServe timings)
     intra_op_threads: int = 0  # onnxruntime threads per session; 0: onnxruntime's default
     # limits
     max_request_bytes: int = 64 * 1024 * 1024

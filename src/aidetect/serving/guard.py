@@ -49,6 +49,13 @@ class TokenBucket:
         self._state: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:  # pickled into REST worker processes
+        return {"rate": self.rate, "burst": self.burst, "_state": {}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def take(self, key: str) -> float:
         """0.0 if allowed, else the seconds until the next request would be."""
         now = time.monotonic()
@@ -124,8 +131,10 @@ class GuardMiddleware:
         guard: Guard | None,
         max_body: int,
         on_reject: Callable[[str], None] | None = None,
+        on_start: Callable[[], None] | None = None,
     ) -> None:
         self.app = app
+        self.on_start = on_start
         self.guard = guard
         self.max_body = max_body
         self.on_reject = on_reject or (lambda reason: None)
@@ -143,6 +152,9 @@ class GuardMiddleware:
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.on_start is not None:  # first event in this process (lifespan startup)
+            start, self.on_start = self.on_start, None
+            start()
         if scope["type"] != "http" or is_open_path(scope.get("path", "")):
             await self.app(scope, receive, send)
             return

@@ -144,6 +144,14 @@ class AidetectPredictor(Model):
         self.__dict__.update(state)
         if self.ready:
             self.load()
+        cfg = getattr(self, "serving_config", None)
+        if cfg is not None:  # a spawned REST worker: its fresh KServe app needs our routes too
+            from kserve import model_server
+
+            from aidetect.serving.server import install_routes, make_inference_log
+
+            self.inference_log = make_inference_log(cfg, self.bundle, self.name)
+            install_routes(model_server.app, self, cfg)
 
     # -- metadata ----------------------------------------------------------------------------------
     def get_input_types(self) -> list[dict[str, Any]]:

@@ -3,7 +3,8 @@
 KServe 0.21's own REST handler turns binary BYTES inputs into UTF-8 strings, which fails for encoded
 images (HTTP 500). This route, registered ahead of KServe's, parses the JSON header and the binary
 section itself (bounds-checked, errors as HTTP 400 naming the input) and then hands the request to the
-same KServe data plane, so the model, encoding and error handlers are KServe's.
+model (a ``kserve.Model``); encoding and error handlers are KServe's. The route only needs the
+predictor, so it can be installed in every REST worker process.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import ORJSONResponse
 from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
-from kserve.errors import InvalidInput, ModelNotReady
+from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
 from aidetect.serving import metrics
@@ -86,8 +86,8 @@ def parse_infer_request(body: bytes, headers: dict[str, str], model_name: str) -
     )
 
 
-def install_infer_route(app: FastAPI, dataplane: Any) -> None:
-    """Register the V2 infer route on ``app`` (before KServe adds its own, so this one matches)."""
+def install_infer_route(app: FastAPI, predictor: Any) -> None:
+    """Register the V2 infer route for ``predictor`` on ``app`` (ahead of KServe's own, so it matches)."""
 
     async def infer(model_name: str, request: Request) -> Response:
         start = time.perf_counter()
@@ -100,14 +100,15 @@ def install_infer_route(app: FastAPI, dataplane: Any) -> None:
                 metrics.reject(model_name, exc.code)
             metrics.observe_request(model_name, "rest", metrics.CLIENT_ERROR, time.perf_counter() - start)
             raise
-        if not await dataplane.model_ready(model_name, True):
+        if model_name != predictor.name:
+            raise ModelNotFound(model_name)
+        if not predictor.ready:
             raise ModelNotReady(model_name)
-        response, response_headers = await dataplane.infer(model_name, infer_request, headers)
-        encoded, extra = dataplane.encode(model_name, response, headers, {})
-        response_headers = {**response_headers, **extra}
-        response_headers.pop("content-length", None)
-        if isinstance(encoded, bytes):
-            return Response(encoded, headers=response_headers, media_type="application/octet-stream")
-        return ORJSONResponse(encoded, headers=response_headers)
+        response, _ = await predictor(infer_request, headers)
+        encoded, json_length = response.to_rest()
+        if json_length is not None:  # binary outputs follow the JSON header
+            headers_out = {INFERENCE_CONTENT_LENGTH_HEADER: str(json_length)}
+            return Response(encoded, headers=headers_out, media_type="application/octet-stream")
+        return Response(orjson.dumps(encoded), media_type="application/json")
 
     app.add_api_route("/v2/models/{model_name}/infer", infer, methods=["POST"], response_model=None)

@@ -15,7 +15,6 @@ def build_predictor(model_uri: str, cfg: ServingConfig) -> Any:
     """Load the bundle and build the (not yet loaded) predictor with its guard and inference log."""
     from aidetect.serving.bundle import load_bundle
     from aidetect.serving.guard import Guard, load_tokens
-    from aidetect.serving.inference_log import InferenceLog
     from aidetect.serving.inputs import Limits
     from aidetect.serving.predictor import AidetectPredictor
 
@@ -25,34 +24,41 @@ def build_predictor(model_uri: str, cfg: ServingConfig) -> Any:
     if cfg.auth_required or cfg.rate_limit_per_second > 0:
         tokens = load_tokens(cfg.auth_tokens_env, cfg.auth_tokens_file) if cfg.auth_required else []
         guard = Guard(tokens, cfg.auth_required, cfg.rate_limit_per_second, cfg.rate_limit_burst)
-    inference_log = None
-    if cfg.inference_log_uri:
-        inference_log = InferenceLog(
-            cfg.inference_log_uri,
-            name,
-            bundle.spec.model_version,
-            bundle.spec.labels,
-            bundle.spec.positive_label if bundle.spec.binary else None,
-            flush_rows=cfg.inference_log_flush_rows,
-            flush_seconds=cfg.inference_log_flush_seconds,
-            queue_size=cfg.inference_log_queue_size,
-        )
     return AidetectPredictor(
         bundle,
         name=name,
         limits=Limits(max_batch=cfg.max_batch, max_image_pixels=cfg.max_image_pixels),
         intra_op_threads=cfg.intra_op_threads,
-        inference_log=inference_log,
+        inference_log=make_inference_log(cfg, bundle, name),
         guard=guard,
     )
 
 
-def install_routes(app: Any, server: Any, predictor: Any, cfg: ServingConfig) -> None:
+def make_inference_log(cfg: ServingConfig, bundle: Any, name: str) -> Any:
+    """The background inference-log writer, or None when no log URI is configured."""
+    if not cfg.inference_log_uri:
+        return None
+    from aidetect.serving.inference_log import InferenceLog
+
+    return InferenceLog(
+        cfg.inference_log_uri,
+        name,
+        bundle.spec.model_version,
+        bundle.spec.labels,
+        bundle.spec.positive_label if bundle.spec.binary else None,
+        flush_rows=cfg.inference_log_flush_rows,
+        flush_seconds=cfg.inference_log_flush_seconds,
+        queue_size=cfg.inference_log_queue_size,
+    )
+
+
+def install_routes(app: Any, predictor: Any, cfg: ServingConfig) -> None:
     """Our REST additions on KServe's FastAPI app: guard middleware, infer route, richer metadata."""
     from kserve.errors import ModelNotFound
 
     from aidetect.serving import metrics
     from aidetect.serving.guard import GuardMiddleware
+    from aidetect.serving.logs import configure_server_logging
     from aidetect.serving.rest import install_infer_route
 
     app.add_middleware(
@@ -60,8 +66,10 @@ def install_routes(app: Any, server: Any, predictor: Any, cfg: ServingConfig) ->
         guard=predictor.guard,
         max_body=cfg.max_request_bytes,
         on_reject=lambda reason: metrics.reject(predictor.name, reason),
+        # KServe (re)configures logging in each REST worker before serving: apply ours after it
+        on_start=lambda: configure_server_logging(cfg.access_log),
     )
-    install_infer_route(app, server.dataplane)
+    install_infer_route(app, predictor)
 
     async def model_metadata(model_name: str) -> dict[str, Any]:
         if model_name != predictor.name:
@@ -103,7 +111,11 @@ def run_server(model_uri: str, cfg: ServingConfig) -> None:
         enable_latency_logging=False,
         grace_period=10,
     )
-    install_routes(model_server.app, server, predictor, cfg)
+    install_routes(model_server.app, predictor, cfg)
+    predictor.serving_config = cfg  # REST worker processes re-install the routes when unpickled
+    from aidetect.serving.logs import configure_server_logging
+
+    configure_server_logging(cfg.access_log)
     log.info("serving %s (%s) on http :%s grpc :%s", predictor.name, model_uri, cfg.http_port, cfg.grpc_port)
     try:
         server.start([predictor])
