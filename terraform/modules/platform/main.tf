@@ -101,6 +101,7 @@ module "iam" {
     pipelines          = { namespace = var.namespaces.pipelines, name = "pipeline-runner" }
     predictor          = { namespace = var.namespaces.serving, name = "aidetect-predictor" }
     mlflow             = { namespace = var.namespaces.mlflow, name = "mlflow" }
+    monitoring         = { namespace = var.namespaces.serving, name = "aidetect-monitoring" }
     cluster_autoscaler = { namespace = "kube-system", name = "cluster-autoscaler" }
     ebs_csi            = { namespace = "kube-system", name = "ebs-csi-controller-sa" }
   }

@@ -2,6 +2,7 @@
 #   pipelines: read/write datasets and artifacts, read inference logs (drift, retraining)
 #   predictor: read model artifacts, append inference logs; nothing else
 #   mlflow:    read/write/delete artifacts (run and model-version artifacts, garbage collection)
+#   monitoring: read inference logs and artifacts (reference profiles), write only under artifacts/monitoring/
 data "aws_partition" "current" {}
 
 locals {
@@ -10,7 +11,18 @@ locals {
   logs      = var.bucket_arns["inference-logs"]
 }
 
+# Every workload that reads or writes the buckets needs the bucket KMS key; nothing else.
+data "aws_iam_policy_document" "use_bucket_key" {
+  statement {
+    sid       = "UseBucketKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+  }
+}
+
 data "aws_iam_policy_document" "pipelines" {
+  source_policy_documents = [data.aws_iam_policy_document.use_bucket_key.json]
+
   statement {
     sid       = "ListPlatformBuckets"
     actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
@@ -26,14 +38,11 @@ data "aws_iam_policy_document" "pipelines" {
     actions   = ["s3:GetObject"]
     resources = ["${local.logs}/*"]
   }
-  statement {
-    sid       = "UseBucketKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [var.kms_key_arn]
-  }
 }
 
 data "aws_iam_policy_document" "predictor" {
+  source_policy_documents = [data.aws_iam_policy_document.use_bucket_key.json]
+
   statement {
     sid       = "ListModelAndLogBuckets"
     actions   = ["s3:ListBucket"]
@@ -49,14 +58,11 @@ data "aws_iam_policy_document" "predictor" {
     actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
     resources = ["${local.logs}/*"]
   }
-  statement {
-    sid       = "UseBucketKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [var.kms_key_arn]
-  }
 }
 
 data "aws_iam_policy_document" "mlflow" {
+  source_policy_documents = [data.aws_iam_policy_document.use_bucket_key.json]
+
   statement {
     sid       = "ListArtifacts"
     actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
@@ -67,10 +73,25 @@ data "aws_iam_policy_document" "mlflow" {
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
     resources = ["${local.artifacts}/*"]
   }
+}
+
+data "aws_iam_policy_document" "monitoring" {
+  source_policy_documents = [data.aws_iam_policy_document.use_bucket_key.json]
+
   statement {
-    sid       = "UseBucketKey"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = [var.kms_key_arn]
+    sid       = "ListLogsAndArtifacts"
+    actions   = ["s3:ListBucket"]
+    resources = [local.logs, local.artifacts]
+  }
+  statement {
+    sid       = "ReadLogsAndReferenceProfiles"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.logs}/*", "${local.artifacts}/*"]
+  }
+  statement {
+    sid       = "WriteDriftReportsAndRetrainState"
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+    resources = ["${local.artifacts}/monitoring/*"]
   }
 }
 
@@ -104,57 +125,29 @@ data "aws_iam_policy_document" "cluster_autoscaler" {
   }
 }
 
-module "pipelines" {
-  source            = "../irsa"
-  name              = "${var.name_prefix}-pipelines"
-  oidc_provider_arn = var.oidc_provider_arn
-  oidc_issuer       = var.oidc_issuer
-  namespace         = var.service_accounts.pipelines.namespace
-  service_account   = var.service_accounts.pipelines.name
-  policy_json       = data.aws_iam_policy_document.pipelines.json
-  tags              = var.tags
+locals {
+  roles = {
+    pipelines          = { policy_json = data.aws_iam_policy_document.pipelines.json, managed_policy_arns = [] }
+    predictor          = { policy_json = data.aws_iam_policy_document.predictor.json, managed_policy_arns = [] }
+    mlflow             = { policy_json = data.aws_iam_policy_document.mlflow.json, managed_policy_arns = [] }
+    monitoring         = { policy_json = data.aws_iam_policy_document.monitoring.json, managed_policy_arns = [] }
+    cluster_autoscaler = { policy_json = data.aws_iam_policy_document.cluster_autoscaler.json, managed_policy_arns = [] }
+    ebs_csi = {
+      policy_json         = null
+      managed_policy_arns = ["arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"]
+    }
+  }
 }
 
-module "predictor" {
-  source            = "../irsa"
-  name              = "${var.name_prefix}-predictor"
-  oidc_provider_arn = var.oidc_provider_arn
-  oidc_issuer       = var.oidc_issuer
-  namespace         = var.service_accounts.predictor.namespace
-  service_account   = var.service_accounts.predictor.name
-  policy_json       = data.aws_iam_policy_document.predictor.json
-  tags              = var.tags
-}
-
-module "mlflow" {
-  source            = "../irsa"
-  name              = "${var.name_prefix}-mlflow"
-  oidc_provider_arn = var.oidc_provider_arn
-  oidc_issuer       = var.oidc_issuer
-  namespace         = var.service_accounts.mlflow.namespace
-  service_account   = var.service_accounts.mlflow.name
-  policy_json       = data.aws_iam_policy_document.mlflow.json
-  tags              = var.tags
-}
-
-module "cluster_autoscaler" {
-  source            = "../irsa"
-  name              = "${var.name_prefix}-cluster-autoscaler"
-  oidc_provider_arn = var.oidc_provider_arn
-  oidc_issuer       = var.oidc_issuer
-  namespace         = var.service_accounts.cluster_autoscaler.namespace
-  service_account   = var.service_accounts.cluster_autoscaler.name
-  policy_json       = data.aws_iam_policy_document.cluster_autoscaler.json
-  tags              = var.tags
-}
-
-module "ebs_csi" {
+module "role" {
+  for_each            = local.roles
   source              = "../irsa"
-  name                = "${var.name_prefix}-ebs-csi"
+  name                = "${var.name_prefix}-${replace(each.key, "_", "-")}"
   oidc_provider_arn   = var.oidc_provider_arn
   oidc_issuer         = var.oidc_issuer
-  namespace           = var.service_accounts.ebs_csi.namespace
-  service_account     = var.service_accounts.ebs_csi.name
-  managed_policy_arns = ["arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"]
+  namespace           = var.service_accounts[each.key].namespace
+  service_account     = var.service_accounts[each.key].name
+  policy_json         = each.value.policy_json
+  managed_policy_arns = each.value.managed_policy_arns
   tags                = var.tags
 }

@@ -51,13 +51,12 @@ variable "kms_key_arn" {
 
 variable "service_accounts" {
   description = "namespace and name of each workload's service account (what the trust policies pin)."
-  type = object({
-    pipelines          = object({ namespace = string, name = string })
-    predictor          = object({ namespace = string, name = string })
-    mlflow             = object({ namespace = string, name = string })
-    cluster_autoscaler = object({ namespace = string, name = string })
-    ebs_csi            = object({ namespace = string, name = string })
-  })
+  type        = map(object({ namespace = string, name = string }))
+
+  validation {
+    condition     = setequal(keys(var.service_accounts), ["pipelines", "predictor", "mlflow", "monitoring", "cluster_autoscaler", "ebs_csi"])
+    error_message = "service_accounts needs exactly: pipelines, predictor, mlflow, monitoring, cluster_autoscaler, ebs_csi."
+  }
 }
 
 variable "tags" {
