@@ -8,7 +8,6 @@ annotations``: KFP reads the artifact types from the real annotations.
 """
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markdown, Metrics, Model, Output
@@ -68,12 +67,15 @@ def train(
 def evaluate(
     dataset: Input[Dataset],
     model: Input[Model],
+    gate_config: str,
+    model_name: str,
     mlflow_uri: str,
-    evaluation: Output[Artifact],
+    evaluated: Output[Model],
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
 ) -> None:
-    """Evaluate on the test split: metrics, slices, confusion matrix and ROC (drawn by the KFP UI)."""
+    """Evaluate on the test split with slices and the gate rules; the KFP UI draws the confusion matrix and
+    ROC. ``evaluated`` holds the thresholded checkpoint, gate reports and plots."""
     from components import steps
 
     result = steps.run_step(
@@ -81,54 +83,47 @@ def evaluate(
         steps.evaluate,
         dataset_ref=steps.read_json(dataset.path),
         model_dir=model.path,
+        gate_config=gate_config,
+        model_name=model_name,
         mlflow_uri=mlflow_uri,
-        out_dir=evaluation.path,
+        out_dir=evaluated.path,
     )
+    evaluated.metadata.update(steps.flat_metadata(result["summary"]))
     for name, value in result["metrics"].items():
         metrics.log_metric(name, value)
     classification.log_confusion_matrix(result["labels"], result["confusion_matrix"])
-    if result.get("roc"):
-        roc = result["roc"]
+    roc = result["roc"]
+    if roc:
         classification.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
 
 
-def gate(
-    evaluation: Input[Artifact],
-    model: Input[Model],
-    gate_config: str,
-    model_name: str,
-    mlflow_uri: str,
-    report: Output[Markdown],
-    gate_result: Output[Artifact],
-) -> NamedTuple("GateOutputs", [("passed", bool), ("reason", str)]):
-    """Check the quality gates; ``passed`` decides whether optimize and register run."""
-    from collections import namedtuple
+def gate(evaluated: Input[Model], report: Output[Markdown], gate_result: Output[Artifact]) -> bool:
+    """The gate verdict as the pipeline's branch: True (passed) lets optimize and register run.
 
+    The reasons are in ``gate_result``'s metadata and the Markdown report. (A single bool output, not a
+    NamedTuple: kfp.local 2.17 cannot resolve a named output in a ``dsl.If`` condition.)
+    """
     from components import steps
 
     result = steps.run_step(
         "gate",
         steps.gate,
-        evaluation_dir=evaluation.path,
-        model_dir=model.path,
-        gate_config=gate_config,
-        model_name=model_name,
-        mlflow_uri=mlflow_uri,
+        evaluation_dir=evaluated.path,
         report_path=report.path,
         out_path=gate_result.path,
     )
     gate_result.metadata.update({"passed": result["passed"], "reason": result["reason"]})
-    return namedtuple("GateOutputs", ["passed", "reason"])(result["passed"], result["reason"])
+    return bool(result["passed"])
 
 
-def optimize(model: Input[Model], dataset: Input[Dataset], bundle: Output[Model]) -> None:
-    """Export to ONNX, optimise, check parity and write the serving bundle."""
+def optimize(evaluated: Input[Model], dataset: Input[Dataset], bundle: Output[Model]) -> None:
+    """Export the thresholded model to ONNX, optimise, check parity and write the serving bundle."""
     from components import steps
 
     result = steps.run_step(
         "optimize",
         steps.optimize,
-        model_dir=model.path,
+        model_dir=evaluated.path,
         dataset_ref=steps.read_json(dataset.path),
         out_dir=bundle.path,
     )
@@ -138,16 +133,15 @@ def optimize(model: Input[Model], dataset: Input[Dataset], bundle: Output[Model]
 def register(
     dataset: Input[Dataset],
     model: Input[Model],
-    evaluation: Input[Artifact],
-    gate_result: Input[Artifact],
+    evaluated: Input[Model],
     bundle: Input[Model],
     model_name: str,
-    preset: str,
     gate_config: str,
     mlflow_uri: str,
     registered: Output[Artifact],
 ) -> str:
-    """Register the gated model version (idempotent: identical inputs reuse the existing version)."""
+    """Register the gated model version with its bundle and reference profile (idempotent: identical
+    inputs return the existing version)."""
     from components import steps
 
     result = steps.run_step(
@@ -155,11 +149,9 @@ def register(
         steps.register,
         dataset_ref=steps.read_json(dataset.path),
         model_dir=model.path,
-        evaluation_dir=evaluation.path,
-        gate_path=gate_result.path,
+        evaluation_dir=evaluated.path,
         bundle_dir=bundle.path,
         model_name=model_name,
-        preset=preset,
         gate_config=gate_config,
         mlflow_uri=mlflow_uri,
     )

@@ -175,6 +175,197 @@ def train(dataset_ref: dict[str, Any], preset: str, mlflow_uri: str, out_dir: st
     return {"meta": meta, "metrics": metrics}
 
 
+def _roc_points(
+    evaluated_model: Path, version_id: str, split: str, limit: int = 200
+) -> dict[str, list[float]]:
+    """ROC curve of the evaluated checkpoint on ``split`` (fake score vs real), at most ``limit`` points."""
+    import numpy as np
+    from sklearn.metrics import roc_curve
+
+    from aidetect.data.versions import open_version
+    from aidetect.model.checkpoint import load_checkpoint
+    from aidetect.model.data import load_split
+    from aidetect.model.evaluate import predict
+    from aidetect.model.metrics import fake_score
+
+    model, meta = load_checkpoint(str(evaluated_model))
+    data = load_split(open_version(version_id), split, list(meta["labels"]))
+    is_fake = (np.asarray(data.targets) != 0).astype(int)
+    if len(np.unique(is_fake)) < 2:
+        return {}
+    fpr, tpr, thr = roc_curve(is_fake, fake_score(predict(model, meta, data, 256)))
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(limit, len(fpr))).astype(int))
+    thr = np.clip(thr[keep], 0.0, 1.0)  # sklearn puts +inf first
+    return {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(), "thresholds": thr.tolist()}
+
+
+def evaluate(
+    dataset_ref: dict[str, Any],
+    model_dir: str,
+    gate_config: str,
+    model_name: str,
+    mlflow_uri: str,
+    out_dir: str,
+) -> dict[str, Any]:
+    """Evaluate the trained checkpoint (threshold on val, metrics, slices, perturbations, champion
+    comparison) and apply the gate rules; the thresholded checkpoint and reports go to ``out_dir``."""
+    from aidetect.model.pipeline_steps import evaluate_step
+
+    _use_stores(dataset_ref.get("root"), mlflow_uri)
+    report = evaluate_step(
+        model_dir, dataset_ref["version_id"], out_dir, gates=gate_config or None, model_name=model_name
+    )
+    m = report["metrics"]
+    keys = (
+        "accuracy",
+        "f1",
+        "macro_f1",
+        "fake_recall",
+        "fake_precision",
+        "roc_auc",
+        "pr_auc",
+        "ece",
+        "threshold",
+    )
+    metrics = {k: float(m[k]) for k in keys if isinstance(m.get(k), (int, float))}
+    summary = {
+        "gate_status": report["gate_status"],
+        "dataset_version": report["dataset_version"],
+        "eval_split": report["eval_split"],
+        "threshold": report["threshold"],
+    }
+    roc = _roc_points(Path(out_dir) / "model.pt", report["dataset_version"], report["eval_split"])
+    return {
+        "metrics": metrics,
+        "labels": list(report["labels"]),
+        "confusion_matrix": m["confusion"],
+        "roc": roc,
+        "summary": summary,
+    }
+
+
+def gate(evaluation_dir: str, report_path: str, out_path: str) -> dict[str, Any]:
+    """Publish the evaluation's gate verdict: the Markdown report, the JSON report, and passed/reason."""
+    ev = Path(evaluation_dir)
+    verdict = read_json(ev / "eval.json")
+    Path(report_path).parent.mkdir(parents=True, exist_ok=True)
+    Path(report_path).write_text((ev / "gate_report.md").read_text())
+    write_json(out_path, read_json(ev / "gate_report.json"))
+    passed = bool(verdict["passed"])
+    failures = list(verdict.get("failures", []))
+    reason = "all gates passed" if passed else "; ".join(failures[:5]) or "see the gate report"
+    return {"passed": passed, "reason": reason}
+
+
+def fingerprint(dataset_version: str, model_dir: str | Path, gate_config: str, code_version: str) -> str:
+    """A digest of everything that decides a registered model: the dataset version, the resolved
+    training config, the evaluation, slice and gate rules, and the code version."""
+    import hashlib
+    from dataclasses import asdict
+
+    from aidetect.model.config import load_eval_config
+    from aidetect.model.gates import load_gates_config
+    from aidetect.model.slices import load_slices_config
+
+    train_cfg = read_json(Path(model_dir) / "config.json").get("train", {})
+    inputs = {
+        "dataset_version": dataset_version,
+        "train": train_cfg,
+        "evaluate": asdict(load_eval_config()),
+        "slices": asdict(load_slices_config()),
+        "gates": asdict(load_gates_config(gate_config or None)),
+        "code": code_version,
+    }
+    blob = json.dumps(inputs, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+FINGERPRINT_TAG = "fingerprint"
+
+
+def _existing_version(model_name: str, fp: str) -> Any:
+    from aidetect import registry
+
+    for info in registry.list_versions(model_name):
+        if info.tags.get(FINGERPRINT_TAG) == fp:
+            return info
+    return None
+
+
+def _publish_bundle(bundle_dir: str, name: str, version: str, tmp: Path) -> None:
+    """Log the bundle to the version's ``serving/`` with the registered name and version in bundle.json."""
+    import shutil
+
+    from aidetect import registry
+    from aidetect.serving.bundle import REGISTRY_ARTIFACT_PATH
+
+    staged = tmp / "bundle"
+    shutil.copytree(bundle_dir, staged)
+    spec = read_json(staged / "bundle.json")
+    spec.update(model_name=name, model_version=str(version))
+    write_json(staged / "bundle.json", spec)
+    registry.log_version_artifacts(name, version, staged, REGISTRY_ARTIFACT_PATH)
+
+
+def register(
+    dataset_ref: dict[str, Any],
+    model_dir: str,
+    evaluation_dir: str,
+    bundle_dir: str,
+    model_name: str,
+    gate_config: str,
+    mlflow_uri: str,
+) -> dict[str, Any]:
+    """Register the gated model (alias ``candidate``) with its serving bundle and drift reference profile.
+
+    Idempotent: a version whose ``fingerprint`` tag matches these inputs is returned, not duplicated.
+    """
+    import shutil
+
+    from aidetect import registry
+    from aidetect.model.pipeline_steps import register_step
+    from aidetect.monitoring.reference import profile_version
+
+    _use_stores(dataset_ref.get("root"), mlflow_uri)
+    run = read_json(Path(model_dir) / "run.json")
+    fp = fingerprint(dataset_ref["version_id"], model_dir, gate_config, str(run.get("git_commit", "unknown")))
+    existing = _existing_version(model_name, fp)
+    if existing is not None:
+        return {
+            "name": existing.name,
+            "version": existing.version,
+            "uri": existing.uri,
+            "created": False,
+            "fingerprint": fp,
+            "run_id": existing.run_id,
+        }
+    with tempfile.TemporaryDirectory(prefix="aidetect-register-") as tmp:
+        # register_step writes registered.json beside the model: work on a copy, inputs stay untouched
+        staged = Path(tmp) / "model"
+        shutil.copytree(model_dir, staged, ignore=shutil.ignore_patterns("state.pt"))
+        result = register_step(str(staged), evaluation_dir, model_name=model_name)
+        name, version = result["name"], str(result["version"])
+        registry.set_version_tag(name, version, FINGERPRINT_TAG, fp)
+        _publish_bundle(bundle_dir, name, version, Path(tmp))
+    profile_version(
+        name,
+        version,
+        dataset_version=dataset_ref["version_id"],
+        split="val",
+        bundle_uri=bundle_dir,
+        log_to_registry=True,
+    )
+    return {
+        "name": name,
+        "version": version,
+        "uri": result["uri"],
+        "created": True,
+        "fingerprint": fp,
+        "run_id": result["run_id"],
+        "aliases": result["aliases"],
+    }
+
+
 # -- monitoring ------------------------------------------------------------------------------------
 
 

@@ -64,7 +64,7 @@ class TrainingDefaults:
     """Defaults of the training pipeline's parameters."""
 
     model_name: str = "aidetect-detector"
-    preset: str = "tiny"
+    preset: str = "cifake-gpu"
     gate_config: str = ""
     mlflow_uri: str = ""
     datasets_root: str = ""

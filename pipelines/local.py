@@ -52,7 +52,7 @@ class LocalRun:
 def _read_steps(pipeline_root: Path) -> dict[str, dict[str, Any]]:
     """Collect each finished task's ``executor_output.json`` under the run's pipeline root."""
     steps: dict[str, dict[str, Any]] = {}
-    for out in sorted(pipeline_root.glob("*/*/executor_output.json")):
+    for out in sorted(pipeline_root.glob("*/*/executor_output.json"), key=lambda p: p.stat().st_mtime):
         data = json.loads(out.read_text())
         arts = {}
         for name, entry in (data.get("artifacts") or {}).items():
@@ -136,6 +136,7 @@ def run_local(
     env = {FAILURES_ENV: str(failures), "AIDETECT_HOME": str(paths.home()), "PYTHONUNBUFFERED": "1"}
     with open(log_path, "w") as log, _env(env), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*custom or non-Python base image.*")
+        warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
         sink = contextlib.nullcontext() if echo else contextlib.redirect_stdout(log)
         try:
             with sink, contextlib.redirect_stderr(log):

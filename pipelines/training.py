@@ -53,28 +53,23 @@ def build_training_pipeline(cfg: PipelineConfig) -> Any:
         train = comps.train(dataset=dataset, preset=preset, mlflow_uri=mlflow_uri).set_display_name("train")
         _place_train_step(train, cfg, node_selector, tolerations)
         evaluate = comps.evaluate(
-            dataset=dataset, model=train.outputs["model"], mlflow_uri=mlflow_uri
-        ).set_display_name("evaluate")
-        gate = comps.gate(
-            evaluation=evaluate.outputs["evaluation"],
+            dataset=dataset,
             model=train.outputs["model"],
             gate_config=gate_config,
             model_name=model_name,
             mlflow_uri=mlflow_uri,
-        ).set_display_name("gate")
-        gate.set_caching_options(False)  # the champion it compares against can change
-        with dsl.If(gate.outputs["passed"] == True, name="gate-passed"):  # noqa: E712 (KFP condition)
-            optimize = comps.optimize(model=train.outputs["model"], dataset=dataset).set_display_name(
-                "optimize"
-            )
+        ).set_display_name("evaluate")
+        evaluate.set_caching_options(False)  # the champion it is compared with can change
+        evaluated = evaluate.outputs["evaluated"]
+        gate = comps.gate(evaluated=evaluated).set_display_name("gate")
+        with dsl.If(gate.outputs["Output"] == True, name="gate-passed"):  # noqa: E712 (KFP condition)
+            optimize = comps.optimize(evaluated=evaluated, dataset=dataset).set_display_name("optimize")
             register = comps.register(
                 dataset=dataset,
                 model=train.outputs["model"],
-                evaluation=evaluate.outputs["evaluation"],
-                gate_result=gate.outputs["gate_result"],
+                evaluated=evaluated,
                 bundle=optimize.outputs["bundle"],
                 model_name=model_name,
-                preset=preset,
                 gate_config=gate_config,
                 mlflow_uri=mlflow_uri,
             ).set_display_name("register")

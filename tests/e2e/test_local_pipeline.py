@@ -67,3 +67,82 @@ def test_a_failing_validation_stops_before_training(
     log = (run_dir / "pipeline.log").read_text()
     assert "error: step 'validate'" in log
     assert json.loads((run_dir / "failures" / "validate.json").read_text())["step"] == "validate"
+
+
+def _gates(path: Path, min_accuracy: float) -> str:
+    """Gate rules for tiny data: only an absolute accuracy floor (slices are too small to judge here)."""
+    path.write_text(
+        f"min: {{accuracy: {min_accuracy}}}\nmax: {{}}\n"
+        "slices: {min: 0.0, max_gap: 1.0}\nperturbations: {min: 0.0, max_drop: 1.0}\n"
+    )
+    return str(path)
+
+
+def _summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def test_end_to_end_registers_once_for_identical_inputs(
+    demo_images: Path, tmp_path: Path, _isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aidetect import registry
+
+    monkeypatch.setenv("AIDETECT_GIT_COMMIT", "e2e-fixed-commit")  # the code version is an input too
+    args = ["--data", str(demo_images), "--param", "preset=ci-tiny"]
+    args += ["--param", f"gate_config={_gates(tmp_path / 'gates.yaml', 0.0)}"]
+    res = _run(*args)
+    assert res.exit_code == 0, res.output
+    assert "model aidetect-detector version 1 registered: models:/aidetect-detector/1" in res.output
+    (run_dir,) = _run_dirs(_isolated_home)
+    steps = _summary(run_dir)["steps"]
+    assert list(steps) == ["ingest", "validate", "train", "evaluate", "gate", "optimize", "register"]
+    dataset_version = steps["validate"]["parameters"]["Output"]
+
+    # the registered version: lineage tags, fingerprint, alias, and its artifacts in the registry
+    info = registry.get_version("aidetect-detector", "candidate")
+    assert info.version == "1"
+    assert info.tags["dataset_version"] == dataset_version
+    assert info.tags["gate_status"] == "passed" and info.tags["git_commit"] == "e2e-fixed-commit"
+    assert info.tags["fingerprint"] == steps["register"]["artifacts"]["registered"]["metadata"]["fingerprint"]
+    got = tmp_path / "got"
+    gate_md = registry.download_artifacts("aidetect-detector", "1", "reports/gate_report.md", got)
+    assert Path(gate_md).read_text().strip(), "the gate report is registered with the version"
+    bundle = Path(registry.download_artifacts("aidetect-detector", "1", "serving", got))
+    spec = json.loads((bundle / "bundle.json").read_text())
+    assert (spec["model_name"], spec["model_version"]) == ("aidetect-detector", "1")
+    assert spec["dataset_version"] == dataset_version and (bundle / "model.onnx").stat().st_size > 1000
+    for artifact in ("checkpoint/model.pt", "model_card.md", "reference"):
+        assert Path(registry.download_artifacts("aidetect-detector", "1", artifact, got)).exists()
+
+    # the KFP artifacts the UI draws
+    cls = steps["evaluate"]["artifacts"]["classification"]["metadata"]
+    assert [s["displayName"] for s in cls["confusionMatrix"]["annotationSpecs"]] == ["REAL", "FAKE"]
+    assert sum(sum(r["row"]) for r in cls["confusionMatrix"]["rows"]) > 0
+    assert len(cls["confidenceMetrics"]) >= 2
+    gate_report = Path(steps["gate"]["artifacts"]["report"]["uri"]).read_text()
+    assert gate_report == Path(gate_md).read_text()
+    html = Path(steps["validate"]["artifacts"]["report"]["uri"]).read_text()
+    assert html.startswith("<!doctype html>") and dataset_version in html
+
+    # identical inputs again: same dataset version, no second model version
+    res = _run(*args)
+    assert res.exit_code == 0, res.output
+    assert "model aidetect-detector version 1 already registered (identical inputs)" in res.output
+    second = _summary(_run_dirs(_isolated_home)[-1])["steps"]
+    assert second["ingest"]["artifacts"]["dataset"]["metadata"]["created"] is False
+    assert second["validate"]["parameters"]["Output"] == dataset_version
+    assert [v.version for v in registry.list_versions("aidetect-detector")] == ["1"]
+
+
+def test_a_failed_gate_skips_optimize_and_register(
+    demo_images: Path, tmp_path: Path, _isolated_home: Path
+) -> None:
+    gates = _gates(tmp_path / "strict.yaml", 1.01)  # no model can pass
+    res = _run("--data", str(demo_images), "--param", "preset=ci-tiny", "--param", f"gate_config={gates}")
+    assert res.exit_code == 3, res.output
+    assert "gate failed: nothing registered (min accuracy: accuracy" in res.output
+    (run_dir,) = _run_dirs(_isolated_home)
+    assert list(_summary(run_dir)["steps"]) == ["ingest", "validate", "train", "evaluate", "gate"]
+    from aidetect import registry
+
+    assert registry.list_versions("aidetect-detector") == []

@@ -46,12 +46,14 @@ def test_training_pipeline_order_and_gate_condition(fresh: Path) -> None:
     assert deps["validate"] == {"ingest"}
     assert deps["train"] == {"validate"}, "train uses the validated dataset version"
     assert deps["evaluate"] == {"train", "validate"}
-    assert {"evaluate", "train"} <= deps["gate"]
+    assert deps["gate"] == {"evaluate"}
     cond = tasks["condition-1"]
     assert cond["taskInfo"]["name"] == "gate-passed"
     assert "gate" in deps["condition-1"]
-    assert "gate-Output" not in cond["triggerPolicy"]["condition"]
-    assert "pipelinechannel--gate-passed" in cond["triggerPolicy"]["condition"]
+    assert (
+        cond["triggerPolicy"]["condition"]
+        == "inputs.parameter_values['pipelinechannel--gate-Output'] == true"
+    )
     inner = spec["components"]["comp-condition-1"]["dag"]["tasks"]
     assert set(inner) == {"optimize", "register"}
     assert inner["register"]["dependentTasks"] == ["optimize"]
@@ -86,9 +88,14 @@ def test_typed_artifacts_for_the_kfp_ui(fresh: Path) -> None:
         "summary": "system.Metrics",
     }
     assert outputs("comp-train") == {"model": "system.Model", "metrics": "system.Metrics"}
-    assert outputs("comp-evaluate")["classification"] == "system.ClassificationMetrics"
-    assert outputs("comp-gate")["report"] == "system.Markdown"
+    assert outputs("comp-evaluate") == {
+        "evaluated": "system.Model",
+        "metrics": "system.Metrics",
+        "classification": "system.ClassificationMetrics",
+    }
+    assert outputs("comp-gate") == {"report": "system.Markdown", "gate_result": "system.Artifact"}
     assert outputs("comp-optimize") == {"bundle": "system.Model"}
+    assert outputs("comp-register") == {"registered": "system.Artifact"}
     mon = _docs(fresh / "monitoring.yaml")[0]
     drift = mon["components"]["comp-drift-check"]["outputDefinitions"]["artifacts"]
     assert drift["report"]["artifactType"]["schemaTitle"] == "system.HTML"

@@ -7,6 +7,7 @@ image); this module only imports them when a subcommand runs, so the library nev
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,6 +17,7 @@ import click
 from aidetect.errors import AidetectError, ConfigError
 
 PIPELINE_NAMES = ("training", "monitoring")
+EXIT_GATE_FAILED = 3  # the run worked, but the model failed its quality gates: nothing registered
 
 
 def _load(module: str) -> ModuleType:
@@ -116,8 +118,9 @@ def run_cmd(
         state = "registered" if meta.get("created") else "already registered (identical inputs)"
         click.echo(f"model {meta.get('name')} version {meta.get('version')} {state}: {meta.get('uri')}")
     elif "gate" in run.steps:
-        reason = run.steps["gate"]["parameters"].get("reason", "")
-        click.echo(f"gate failed: nothing registered ({reason})")
+        reason = run.steps["gate"]["artifacts"]["gate_result"]["metadata"].get("reason", "")
+        click.echo(f"gate failed: nothing registered ({reason})", err=True)
+        sys.exit(EXIT_GATE_FAILED)
 
 
 @pipeline.command("submit")
