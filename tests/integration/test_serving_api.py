@@ -266,4 +266,4 @@ def test_predict_command_prints_label_and_probability(server: tuple[str, str], t
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"nope")
     result = CliRunner().invoke(main, ["predict", str(bad), "--url", server[0]])
-    assert result.exit_code != 0 and "error:" in result.output and "element 0" in result.output
+    assert result.exit_code != 0 and f"error: {bad}" in result.output and "element 0" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -63,7 +64,12 @@ def predict(images: tuple[str, ...], url: str, model_name: str | None, token: st
     width = max(len(p) for p in images)
     for start in range(0, len(images), max(1, batch)):
         chunk = images[start : start + batch]
-        preds = client.predict(model, [_read_image(p) for p in chunk])
+        try:
+            preds = client.predict(model, [_read_image(p) for p in chunk])
+        except AidetectError as exc:
+            bad = re.search(r"element (\d+)", str(exc))
+            where = chunk[int(bad.group(1))] if bad and int(bad.group(1)) < len(chunk) else chunk[0]
+            raise AidetectError(f"{where}: {exc}") from None
         for path, pred in zip(chunk, preds, strict=True):
             if pred.probability_fake is not None:
                 detail = f"p(fake)={pred.probability_fake:.3f}"
