@@ -5,7 +5,8 @@
 
 Each repeat ingests into a fresh temporary root (so nothing is reused), then re-ingests the same zip
 (must report the same id and write nothing), then validates the version. Peak memory is the largest
-sum of resident memory of this process and its worker processes, sampled every 20 ms.
+sum of proportional set size (PSS: shared pages split between the processes sharing them) of this
+process and its worker processes, sampled every 50 ms.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ from aidetect.data.versions import ingest
 
 
 class PeakMemory:
-    """Sample RSS of this process plus its children in a background thread."""
+    """Sample the PSS of this process plus its children in a background thread."""
 
-    def __init__(self, interval: float = 0.02) -> None:
+    def __init__(self, interval: float = 0.05) -> None:
         self.interval = interval
         self.peak = 0
         self._stop = threading.Event()
@@ -44,10 +45,10 @@ class PeakMemory:
     def _run(self) -> None:
         me = psutil.Process()
         while not self._stop.is_set():
-            total = me.memory_info().rss
+            total = me.memory_full_info().pss
             for child in me.children(recursive=True):
                 with contextlib.suppress(psutil.Error):
-                    total += child.memory_info().rss
+                    total += child.memory_full_info().pss
             self.peak = max(self.peak, total)
             time.sleep(self.interval)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,7 @@ class DataConfig:
             raise ConfigError("max_pixels and shard_max_bytes: must be positive")
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_name(name: str) -> str:
     """Case- and separator-insensitive form of a class or split name: ``AI_Generated`` -> ``ai-generated``."""
     return "-".join(name.strip().lower().replace("_", " ").replace("-", " ").split())

@@ -38,15 +38,18 @@ class SourceItem:
 
 
 def _is_image_name(rel: str) -> bool:
-    p = PurePosixPath(rel)
-    if any(part.startswith(".") or part == "__MACOSX" for part in p.parts):
+    """An image by extension, not hidden, not macOS zip metadata (plain string ops: called per file)."""
+    parts = rel.split("/")
+    if any(part.startswith(".") or part == "__MACOSX" for part in parts):
         return False
-    return p.suffix.lower() in IMAGE_EXTENSIONS
+    name = parts[-1]
+    dot = name.rfind(".")
+    return dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS
 
 
 def _label_and_split(rel: str, where: str) -> tuple[str, str | None]:
     """Class = the image's parent folder; split = the folder above it when that is a split name."""
-    parents = PurePosixPath(rel).parts[:-1]
+    parents = [p for p in rel.split("/")[:-1] if p]
     if not parents or split_of(parents[-1]) is not None:
         raise DataError(f"{where}: image {rel!r} is not inside a class folder (expected <class>/<image>)")
     split = split_of(parents[-2]) if len(parents) >= 2 else None
