@@ -266,7 +266,7 @@ def evaluate_variants(
     return report, paths
 
 
-def _resolve_checkpoint(model_ref: str) -> tuple[str, tuple[str, str] | None]:
+def _resolve_checkpoint(model_ref: str, tmp: Path) -> tuple[str, tuple[str, str] | None]:
     """A checkpoint file for ``model_ref`` and, for ``models:/`` URIs, the registry (name, version)."""
     if model_ref.startswith("models:/"):
         from aidetect import registry
@@ -278,7 +278,7 @@ def _resolve_checkpoint(model_ref: str) -> tuple[str, tuple[str, str] | None]:
                 f"bad model URI {model_ref!r}: use models:/<name>@<alias> or models:/<name>/<version>"
             )
         mv = registry.get_version(name, ref)
-        dst = tempfile.mkdtemp(prefix="aidetect-ckpt-")
+        dst = tmp / "registered"
         registry.download_artifacts(name, ref, "checkpoint", dst)
         found = sorted(Path(dst).rglob("*.pt"))
         if not found:
@@ -308,14 +308,14 @@ def optimize(
     """Write the bundle of ``model_ref`` (checkpoint file/folder or ``models:/`` URI) in ``out_dir``."""
     from aidetect.model.checkpoint import load_checkpoint
 
-    ckpt_path, registered = _resolve_checkpoint(model_ref)
-    model, meta = load_checkpoint(ckpt_path)
-    dataset_version = dataset_version or meta.get("dataset_version")
-    if not dataset_version:
-        raise DataError("no dataset version: pass --data (the checkpoint does not name one)")
-    labels = list(meta["labels"])
-    x, y = validation_data(dataset_version, labels, max_validation, meta)
     with tempfile.TemporaryDirectory(prefix="aidetect-optimize-") as tmp:
+        ckpt_path, registered = _resolve_checkpoint(model_ref, Path(tmp))
+        model, meta = load_checkpoint(ckpt_path)
+        dataset_version = dataset_version or meta.get("dataset_version")
+        if not dataset_version:
+            raise DataError("no dataset version: pass --data (the checkpoint does not name one)")
+        labels = list(meta["labels"])
+        x, y = validation_data(dataset_version, labels, max_validation, meta)
         report, paths = evaluate_variants(
             model, int(meta["input_size"]), x, y, Path(tmp), variants, max_accuracy_drop
         )

@@ -6,9 +6,11 @@ A bundle is located by a local folder, an ``s3://`` prefix, or an MLflow model v
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -105,11 +107,11 @@ def write_bundle(out_dir: str | Path, onnx_bytes: bytes, spec: BundleSpec) -> Pa
     return Path(out_dir)
 
 
-def _cache_dir(uri: str) -> Path:
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", uri)[-120:]
-    from aidetect.paths import home
-
-    return home() / "serving-cache" / safe
+def _download_dir() -> Path:
+    """A fresh folder for a downloaded bundle, removed when the process exits."""
+    dst = Path(tempfile.mkdtemp(prefix="aidetect-bundle-"))
+    atexit.register(shutil.rmtree, dst, True)
+    return dst
 
 
 def _fetch(uri: str) -> Path:
@@ -118,7 +120,7 @@ def _fetch(uri: str) -> Path:
     if m:
         from aidetect import registry
 
-        dst = Path(tempfile.mkdtemp(prefix="aidetect-bundle-", dir=_ensure(_cache_dir(uri).parent)))
+        dst = _download_dir()
         ref = m.group("alias") or m.group("version")
         registry.download_artifacts(m.group("name"), ref, REGISTRY_ARTIFACT_PATH, str(dst))
         nested = dst / REGISTRY_ARTIFACT_PATH
@@ -128,19 +130,13 @@ def _fetch(uri: str) -> Path:
     if storage.is_s3(uri):
         if not storage.exists(storage.join(uri, BUNDLE_FILE)):
             raise StorageError(f"no {BUNDLE_FILE} under {uri}")
-        dst = Path(tempfile.mkdtemp(prefix="aidetect-bundle-", dir=_ensure(_cache_dir(uri).parent)))
-        return storage.download_dir(uri, dst)
+        return storage.download_dir(uri, _download_dir())
     root = Path(uri)
     if root.is_file() and root.name in (BUNDLE_FILE, ONNX_FILE):
         root = root.parent
     if not root.is_dir():
         raise StorageError(f"bundle not found: {uri}")
     return root
-
-
-def _ensure(p: Path) -> Path:
-    p.mkdir(parents=True, exist_ok=True)
-    return p
 
 
 def load_bundle(uri: str | os.PathLike[str]) -> Bundle:
