@@ -101,6 +101,15 @@ def test_promotion_walks_staging_canary_production_through_pull_requests(
         assert overlays.parse_canary_weight(split) == 25
         assert "75% to stable" in canary.body
         merge(bare, canary.branch, tmp_path)
+        # ramping the running canary is its own PR, on its own branch
+        ramp = promote(work, cfg, v, "canary", weight=50)
+        assert ramp.branch == f"{canary.branch}-w50"
+        assert git(bare, "diff", "--name-only", "main", ramp.branch).split() == [
+            "manifests/overlays/canary/virtualservice.yaml"
+        ]
+        merge(bare, ramp.branch, tmp_path)
+        with pytest.raises(PromotionRefused, match="already runs"):
+            promote(work, cfg, v, "canary", weight=50)
 
         # production: the stable pin moves and the canary share returns to 0 in the same PR
         prod = promote(work, cfg, v, "production")
