@@ -204,15 +204,15 @@ def _write_rendered(rendered: dict[str, list[dict]], out: Path) -> None:
 
 
 def test_checkov_passes_on_rendered_manifests(rendered: dict[str, list[dict]], tmp_path: Path) -> None:
-    """One checkov run over every rendered overlay plus a planted privileged pod: the overlays have no
-    failed check, and the planted pod fails (the run is live, not vacuous).
-
-    No checks are skipped. checkov's Kubernetes checks cover the built-in kinds rendered here
-    (Namespace, ServiceAccount, NetworkPolicy, PDB); the KServe containers are covered by
-    aidetect.gitops.render.policy_violations (limits, non-root, privilege escalation, pinned images).
-    """
+    """One checkov run over every rendered overlay, the Deployments KServe makes from them (checkov has
+    no KServe checks; projected, the real pod specs get its container checks), and a planted privileged
+    pod: nothing of ours fails, the planted pod does (the run is live), and the only skip is the one
+    justified in base/track/inferenceservice.yaml (CKV_K8S_43, image digests)."""
     out = tmp_path / "rendered"
     _write_rendered(rendered, out)
+    workloads = r.kserve_workloads([d for docs in rendered.values() for d in docs])
+    assert len(workloads) == 2 * len(OVERLAYS)  # predictor + explainer per overlay
+    (out / "kserve-workloads.yaml").write_text(yaml.safe_dump_all(workloads))
     planted = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -220,12 +220,34 @@ def test_checkov_passes_on_rendered_manifests(rendered: dict[str, list[dict]], t
         "spec": {"containers": [{"name": "sh", "image": "busybox", "securityContext": {"privileged": True}}]},
     }
     (out / "planted.yaml").write_text(yaml.safe_dump(planted))
-    result = _checkov(out)
-    failed = result["results"]["failed_checks"]
-    ours = [
-        c["check_id"] + " " + c["resource"] for c in failed if not c["file_path"].endswith("planted.yaml")
-    ]
-    assert ours == []
-    assert any(c["file_path"].endswith("planted.yaml") for c in failed)
-    passed = [c for c in result["results"]["passed_checks"] if not c["file_path"].endswith("planted.yaml")]
-    assert passed, "checkov checked nothing in the rendered overlays"
+    results = _checkov(out)["results"]
+
+    def ours(checks: list[dict]) -> list[dict]:
+        return [c for c in checks if not c["file_path"].endswith("planted.yaml")]
+
+    assert [c["check_id"] + " " + c["resource"] for c in ours(results["failed_checks"])] == []
+    assert any(c["file_path"].endswith("planted.yaml") for c in results["failed_checks"])
+    assert {c["check_id"] for c in results.get("skipped_checks", [])} == {"CKV_K8S_43"}
+    passed = {c["check_id"] for c in ours(results["passed_checks"]) if "kserve-workloads" in c["file_path"]}
+    # resources, non-root, capabilities, privilege escalation, read-only root, probes, NetworkPolicy
+    assert {"CKV_K8S_10", "CKV_K8S_11", "CKV_K8S_12", "CKV_K8S_13", "CKV_K8S_23", "CKV_K8S_37"} <= passed
+    assert {"CKV_K8S_20", "CKV_K8S_22", "CKV_K8S_8", "CKV_K8S_9", "CKV2_K8S_6"} <= passed
+
+
+def test_kserve_workloads_merge_the_runtime_with_the_model(rendered: dict[str, list[dict]]) -> None:
+    docs = [d for env in ("production", "canary") for d in rendered[env]]
+    by_name = {w["metadata"]["name"]: w for w in r.kserve_workloads(docs)}
+    assert set(by_name) == {
+        "aidetect-predictor",
+        "aidetect-explainer",
+        "aidetect-canary-predictor",
+        "aidetect-canary-explainer",
+    }
+    pod = by_name["aidetect-canary-predictor"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"][:3] == ["serve", "--model", "/mnt/models"]  # from the ServingRuntime
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "2Gi"}  # from the model spec
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    assert pod["automountServiceAccountToken"] is False and pod["securityContext"]["runAsNonRoot"] is True
+    with pytest.raises(r.RenderError, match="ServingRuntime 'aidetect-onnx'"):
+        r.kserve_workloads(rendered["canary"])  # the canary overlay relies on production's runtime

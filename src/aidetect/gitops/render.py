@@ -3,6 +3,7 @@ plus the project's deployment policy. Used by the tests and by the promotion CI 
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -216,3 +217,89 @@ def _pin_violations(doc: dict[str, Any]) -> list[str]:
         if not str(item.get("uri", "")).startswith(root + "/artifacts/"):
             out.append(f"{what}: explainer storage {item.get('uri')} is not from the predictor's run")
     return out
+
+
+# --- what KServe creates -----------------------------------------------------------------------
+
+_MODEL_ONLY = {"modelFormat", "runtime", "runtimeVersion", "protocolVersion", "storageUri", "storage"}
+_POD_FIELDS = (
+    "serviceAccountName",
+    "automountServiceAccountToken",
+    "securityContext",
+    "volumes",
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "imagePullSecrets",
+)
+
+
+def kserve_workloads(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Deployments KServe's RawDeployment mode makes from each InferenceService component: the
+    ServingRuntime's container with the model's fields laid over it, plus the component's pod fields and
+    the InferenceService's annotations. Scanners that know Deployments but not KServe (checkov) can then
+    inspect the pods that will really run. ``docs`` must include the ServingRuntimes referenced."""
+    runtimes = {
+        ((d.get("metadata") or {}).get("namespace"), d["metadata"]["name"]): d
+        for d in docs
+        if d.get("kind") == "ServingRuntime"
+    }
+    out = []
+    for doc in docs:
+        if doc.get("kind") != "InferenceService":
+            continue
+        meta = doc["metadata"]
+        for component in ("predictor", "explainer", "transformer"):
+            spec = (doc.get("spec") or {}).get(component)
+            if not spec:
+                continue
+            containers = copy.deepcopy(spec.get("containers", []))
+            if spec.get("model"):
+                containers.insert(
+                    0, _runtime_container(spec["model"], runtimes, meta.get("namespace"), describe(doc))
+                )
+            labels = {
+                **spec.get("labels", {}),
+                "serving.kserve.io/inferenceservice": meta["name"],
+                "component": component,
+            }
+            pod = {k: copy.deepcopy(spec[k]) for k in _POD_FIELDS if k in spec}
+            out.append(
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "Deployment",
+                    "metadata": {
+                        "name": f"{meta['name']}-{component}",
+                        "namespace": meta.get("namespace"),
+                        "labels": labels,
+                        "annotations": dict(meta.get("annotations") or {}),
+                    },
+                    "spec": {
+                        "selector": {"matchLabels": labels},
+                        "template": {
+                            "metadata": {"labels": labels},
+                            "spec": {**pod, "containers": containers},
+                        },
+                    },
+                }
+            )
+    return out
+
+
+def _runtime_container(
+    model: dict[str, Any], runtimes: dict[tuple[Any, str], dict[str, Any]], namespace: str | None, what: str
+) -> dict[str, Any]:
+    runtime = runtimes.get((namespace, model.get("runtime", "")))
+    if runtime is None:
+        raise RenderError(
+            f"{what}: ServingRuntime {model.get('runtime')!r} is not among the rendered documents"
+        )
+    container = copy.deepcopy(runtime["spec"]["containers"][0])
+    for key, value in model.items():
+        if key in _MODEL_ONLY:
+            continue
+        if key in ("env", "volumeMounts", "ports"):
+            container[key] = [*container.get(key, []), *copy.deepcopy(value)]
+        else:
+            container[key] = copy.deepcopy(value)
+    return container
