@@ -317,14 +317,19 @@ def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = Fa
         tracker.start(cfg, loop.run_id, params, tags)
         loop.run_id = tracker.run_id
         write_json(
-            out / "config.json", {"train": asdict(cfg), "dataset_version": version_id, "labels": labels}
+            out / "config.json",
+            {"train": asdict(cfg), "dataset_version": version_id, "labels": labels, "world_size": d.world},
         )
     augment = Augmenter(cfg.augment)
     train_ds = ImageDataset(
         train_set.images, train_set.targets, cfg.input_size, cfg.mean, cfg.std, augment, cfg.seed
     )
     val_ds = ImageDataset(val_set.images, val_set.targets, cfg.input_size, cfg.mean, cfg.std)
-    val_loader = torch.utils.data.DataLoader(val_ds, batch_size=256, num_workers=cfg.num_workers)
+    # loaders get their own generator: creating an iterator must not consume the global RNG, or a resumed
+    # run would draw different dropout masks than an uninterrupted one
+    val_loader = torch.utils.data.DataLoader(
+        val_ds, batch_size=256, num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed)
+    )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     use_amp = device.type == "cuda" and cfg.amp
     stopped_early = False
@@ -409,7 +414,12 @@ def _run_epoch(
     ds.set_epoch(epoch)
     batches = epoch_batches(len(ds), cfg.batch_size, cfg.seed, epoch, d.rank, d.world)
     start_step = loop.progress["step"] if loop.progress["epoch"] == epoch else 0
-    loader = torch.utils.data.DataLoader(ds, batch_sampler=batches[start_step:], num_workers=cfg.num_workers)
+    loader = torch.utils.data.DataLoader(
+        ds,
+        batch_sampler=batches[start_step:],
+        num_workers=cfg.num_workers,
+        generator=torch.Generator().manual_seed(cfg.seed + epoch),
+    )
     loop.model.train()
     use_amp = device.type == "cuda" and cfg.amp
     total, count = 0.0, 0
