@@ -83,6 +83,11 @@ def main() -> int:
     p.add_argument("--resume", action="store_true")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--skip-register", action="store_true")
+    p.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="Skip training: evaluate the best checkpoint of an interrupted run (not registrable).",
+    )
     args = p.parse_args()
 
     os.environ["AIDETECT_HOME"] = str(Path(args.home).resolve())
@@ -103,8 +108,20 @@ def main() -> int:
         flush=True,
     )
     cfg = load_train_config(args.preset, overrides={"epochs": args.epochs})
-    result = train(cfg, ing.version_id, out / "train", resume=args.resume)
-    history = json.loads((out / "train" / "history.json").read_text())["history"]
+    history = []
+    if args.evaluate_only:
+        history = json.loads((out / "train" / "history.json").read_text())["history"]
+        best = max(history, key=lambda h: h["val_f1"])
+        result = argparse.Namespace(
+            best_epoch=best["epoch"],
+            best_val_f1=best["val_f1"],
+            epochs_run=len(history),
+            seconds=history[-1]["elapsed_seconds"],
+            finished=(out / "train" / "run.json").exists(),
+        )
+    else:
+        result = train(cfg, ing.version_id, out / "train", resume=args.resume)
+        history = json.loads((out / "train" / "history.json").read_text())["history"]
     summary: dict = {
         "dataset_version": ing.version_id,
         "preset": args.preset,
@@ -128,7 +145,7 @@ def main() -> int:
         name: {k: round(v["accuracy"], 4) for k, v in groups.items()}
         for name, groups in report["slices"].items()
     }
-    if report["gates"]["passed"] and not args.skip_register:
+    if report["gates"]["passed"] and not args.skip_register and (out / "train" / "run.json").exists():
         summary["registered"] = register_step(str(out / "train"), str(out / "eval"))
     summary["latency"] = _latency(str(out / "eval" / "model.pt"), out)
     summary["total_minutes"] = round((time.monotonic() - t0) / 60, 1)
