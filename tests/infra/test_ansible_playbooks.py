@@ -85,26 +85,26 @@ def terraform_outputs(environment: str) -> dict:
     """What `terraform output -json` prints for envs/<environment> (shape of modules/platform/outputs.tf)."""
     value = {
         "environment": environment,
-        "aws_region": "eu-west-1",
+        "aws_region": "us-east-1",
         "aws_account_id": "111111111111",
         "cluster_name": f"aidetect-{environment}",
-        "cluster_endpoint": "https://EXAMPLE.gr7.eu-west-1.eks.amazonaws.com",
+        "cluster_endpoint": "https://EXAMPLE.gr7.us-east-1.eks.amazonaws.com",
         "cluster_version": "1.33",
-        "kms_key_arn": "arn:aws:kms:eu-west-1:111111111111:key/00000000-0000-0000-0000-000000000000",
+        "kms_key_arn": "arn:aws:kms:us-east-1:111111111111:key/00000000-0000-0000-0000-000000000000",
         "buckets": {
             k: f"aidetect-{environment}-111111111111-{k}" for k in ("datasets", "artifacts", "inference-logs")
         },
-        "ecr_repositories": {"aidetect/serve": "111111111111.dkr.ecr.eu-west-1.amazonaws.com/aidetect/serve"},
+        "ecr_repositories": {"aidetect-serve": "111111111111.dkr.ecr.us-east-1.amazonaws.com/aidetect-serve"},
         "irsa_role_arns": {
             k: f"arn:aws:iam::111111111111:role/aidetect-{environment}-{k}"
             for k in ("pipelines", "predictor", "mlflow", "monitoring", "cluster_autoscaler", "ebs_csi")
         },
         "service_accounts": {"predictor": f"aidetect-{environment}/aidetect-predictor"},
         "gpu_node_groups": {},
-        "database_host": f"aidetect-{environment}-metadata.example.eu-west-1.rds.amazonaws.com",
+        "database_host": f"aidetect-{environment}-metadata.example.us-east-1.rds.amazonaws.com",
         "database_port": 5432,
         "database_username": "aidetect_admin",
-        "database_secret": "arn:aws:secretsmanager:eu-west-1:111111111111:secret:rds!db-example",
+        "database_secret": "arn:aws:secretsmanager:us-east-1:111111111111:secret:rds!db-example",
     }
     return {"ansible": {"sensitive": False, "type": "object", "value": value}}
 
@@ -174,12 +174,14 @@ def lint_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subproce
     }
 
 
+@pytest.mark.slow
 def test_ansible_lint_production_profile_passes(lint_results: dict) -> None:
     res = lint_results["repo"]
     assert res.returncode == 0, res.stdout[-4000:] + res.stderr[-4000:]
     assert "Profile 'production' was required, and it passed" in res.stdout + res.stderr
 
 
+@pytest.mark.slow
 def test_ansible_lint_flags_a_sloppy_role(lint_results: dict) -> None:
     res = lint_results["sloppy"]
     out = res.stdout + res.stderr
@@ -333,11 +335,13 @@ def check_run(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     return task_outcomes(json.loads(res.stdout[start:]))
 
 
+@pytest.mark.slow
 def test_check_mode_reaches_every_role(check_run: list[dict]) -> None:
     ran_roles = {Path(o["task"].split(" : ")[0]).name for o in check_run if " : " in o["task"]}
     assert ran_roles == set(ROLES), f"roles without a task that ran: {set(ROLES) - ran_roles}"
 
 
+@pytest.mark.slow
 def test_check_mode_fails_only_for_lack_of_a_cluster(check_run: list[dict]) -> None:
     real = [o for o in check_run if o["play"] != "Deliberately broken task"]
     kinds = {(o["task"], classify(o), o["msg"][:200]) for o in real}
@@ -349,6 +353,7 @@ def test_check_mode_fails_only_for_lack_of_a_cluster(check_run: list[dict]) -> N
     assert helm_tasks and all(classify(o) in ("helm-cli-missing", "cluster-unreachable") for o in helm_tasks)
 
 
+@pytest.mark.slow
 def test_check_mode_flags_a_wrong_module_argument(check_run: list[dict]) -> None:
     broken = [o for o in check_run if o["play"] == "Deliberately broken task"]
     assert [classify(o) for o in broken] == ["argument-error"], broken

@@ -17,6 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 TERRAFORM = REPO / "terraform"
 SKIP_COMMENT = re.compile(r"#\s*checkov:skip=(CKV2?_[A-Z0-9_]+)(?::(.*))?")
 
+# checkov over the whole tree takes ~30 s here: every test of this file shares one run.
+pytestmark = pytest.mark.slow
+
 INSECURE_MODULE = """
 resource "aws_s3_bucket" "open" {
   bucket = "aidetect-insecure-example"

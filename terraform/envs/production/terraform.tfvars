@@ -1,17 +1,20 @@
 # Production: NAT gateway per zone, multi-AZ database, on-demand GPU inference plus a spot training group.
-region         = "eu-west-1"
+region         = "us-east-1"
 aws_account_id = "222222222222" # replace with the production account
 environment    = "production"
 
 network = {
   vpc_cidr             = "10.50.0.0/16"
-  availability_zones   = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+  availability_zones   = ["us-east-1a", "us-east-1b", "us-east-1c"]
   private_subnet_cidrs = ["10.50.0.0/19", "10.50.32.0/19", "10.50.64.0/19"]
   public_subnet_cidrs  = ["10.50.96.0/22", "10.50.100.0/22", "10.50.104.0/22"]
   single_nat_gateway   = false
 }
 
 kubernetes_version = "1.33"
+
+# Who administers the cluster (EKS access entries; the creator gets no implicit admin).
+cluster_admin_principal_arns = ["arn:aws:iam::222222222222:role/aidetect-platform-admin"]
 
 system_node_group = {
   instance_types = ["m7i.2xlarge"]

@@ -1,4 +1,4 @@
 # terraform init -backend-config=backend.hcl  (the bucket comes from terraform/bootstrap's output)
 bucket = "aidetect-tfstate-REPLACE_WITH_ACCOUNT_ID"
 key    = "staging/terraform.tfstate"
-region = "eu-west-1"
+region = "us-east-1"

@@ -1,17 +1,20 @@
 # Staging: small and cheap. One NAT gateway, single-AZ database, GPU groups idle at zero nodes.
-region         = "eu-west-1"
+region         = "us-east-1"
 aws_account_id = "111111111111" # replace with the staging account
 environment    = "staging"
 
 network = {
   vpc_cidr             = "10.40.0.0/16"
-  availability_zones   = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+  availability_zones   = ["us-east-1a", "us-east-1b", "us-east-1c"]
   private_subnet_cidrs = ["10.40.0.0/19", "10.40.32.0/19", "10.40.64.0/19"]
   public_subnet_cidrs  = ["10.40.96.0/22", "10.40.100.0/22", "10.40.104.0/22"]
   single_nat_gateway   = true
 }
 
 kubernetes_version = "1.33"
+
+# Who administers the cluster (EKS access entries; the creator gets no implicit admin).
+cluster_admin_principal_arns = ["arn:aws:iam::111111111111:role/aidetect-platform-admin"]
 
 system_node_group = {
   instance_types = ["m7i.xlarge"]

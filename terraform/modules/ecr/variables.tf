@@ -1,7 +1,7 @@
 variable "repositories" {
-  description = "ECR repository names (one per image: the KFP component image, the ONNX predictor, the explainer)."
+  description = "ECR repository names, one per image: aidetect-train (every KFP component, the Grad-CAM explainer) and aidetect-serve (the ONNX predictor)."
   type        = list(string)
-  default     = ["aidetect/components", "aidetect/serve", "aidetect/explainer"]
+  default     = ["aidetect-train", "aidetect-serve"]
 
   validation {
     condition     = length(var.repositories) > 0 && alltrue([for r in var.repositories : can(regex("^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$", r))])

@@ -113,7 +113,7 @@ variable "inference_logs_retention_days" {
 variable "ecr_repositories" {
   description = "ECR repositories to create."
   type        = list(string)
-  default     = ["aidetect/components", "aidetect/serve", "aidetect/explainer"]
+  default     = ["aidetect-train", "aidetect-serve"]
 }
 
 variable "extra_model_bucket_arns" {
