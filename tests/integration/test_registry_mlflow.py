@@ -97,3 +97,13 @@ def test_unreachable_tracking_server_fails_clearly_after_retries(monkeypatch: py
     with pytest.raises(ServiceUnavailableError, match="unreachable"):
         registry.get_version("detector", "production")
     assert time.monotonic() - start >= 0.15  # backed off between attempts (0.05 + 0.1, twice)
+
+
+def test_failed_alias_leaves_no_half_registered_version(tmp_path: Path) -> None:
+    from aidetect.errors import AidetectError
+
+    run_id = _run_with_checkpoint(tmp_path)
+    with pytest.raises(AidetectError, match="must not be a number"):
+        registry.register_version(run_id, "detector", tags=LINEAGE, alias="42")
+    assert registry.list_versions("detector") == []
+    assert registry.register_version(run_id, "detector", tags=LINEAGE).version  # the name still works
