@@ -23,6 +23,20 @@ resource "aws_iam_role_policy_attachment" "cluster" {
   policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonEKSClusterPolicy"
 }
 
+# Envelope encryption of Kubernetes Secrets: the control plane uses the key, and only this key.
+data "aws_iam_policy_document" "cluster_kms" {
+  statement {
+    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ListGrants", "kms:DescribeKey"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "cluster_kms" {
+  name   = "secrets-envelope-encryption"
+  role   = aws_iam_role.cluster.id
+  policy = data.aws_iam_policy_document.cluster_kms.json
+}
+
 # Created before the cluster so EKS does not create an unencrypted, never-expiring one itself.
 resource "aws_cloudwatch_log_group" "cluster" {
   name              = "/aws/eks/${var.name}/cluster"
@@ -64,6 +78,7 @@ resource "aws_eks_cluster" "this" {
 
   depends_on = [
     aws_iam_role_policy_attachment.cluster,
+    aws_iam_role_policy.cluster_kms,
     aws_cloudwatch_log_group.cluster,
   ]
 }
@@ -96,22 +111,13 @@ resource "aws_eks_access_policy_association" "admin" {
   depends_on = [aws_eks_access_entry.admin]
 }
 
-locals {
-  addons = {
-    "vpc-cni"                = null
-    "kube-proxy"             = null
-    "coredns"                = null
-    "eks-pod-identity-agent" = null
-    "aws-ebs-csi-driver"     = var.ebs_csi_role_arn
-  }
-}
-
+# Node-level networking add-ons (DaemonSets) go in with the control plane, before any node joins. CoreDNS
+# and the EBS CSI driver need nodes to become ACTIVE: modules/platform adds them after the node groups.
 resource "aws_eks_addon" "this" {
-  for_each                    = local.addons
+  for_each                    = toset(["vpc-cni", "kube-proxy", "eks-pod-identity-agent"])
   cluster_name                = aws_eks_cluster.this.name
   addon_name                  = each.key
   addon_version               = lookup(var.addon_versions, each.key, null)
-  service_account_role_arn    = each.value
   resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "PRESERVE"
   tags                        = var.tags

@@ -104,12 +104,6 @@ variable "addon_versions" {
   }
 }
 
-variable "ebs_csi_role_arn" {
-  description = "IRSA role of the EBS CSI driver (created by the env from the irsa module)."
-  type        = string
-  default     = null
-}
-
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)

@@ -59,6 +59,8 @@ locals {
 }
 
 # Launch templates: IMDSv2 only with hop limit 1 (pods use IRSA, never the node role) and encrypted gp3 roots.
+# The roots use the account's EBS key (aws/ebs): a customer key would need a key-policy grant to the Auto Scaling
+# service-linked role, which does not exist yet in an empty account.
 resource "aws_launch_template" "system" {
   name_prefix            = "${var.cluster_name}-system-"
   update_default_version = true
@@ -75,7 +77,6 @@ resource "aws_launch_template" "system" {
       volume_size           = var.system_group.disk_size_gib
       volume_type           = "gp3"
       encrypted             = true
-      kms_key_id            = var.kms_key_arn
       delete_on_termination = true
     }
   }
@@ -105,7 +106,6 @@ resource "aws_launch_template" "gpu" {
       volume_size           = each.value.disk_size_gib
       volume_type           = "gp3"
       encrypted             = true
-      kms_key_id            = var.kms_key_arn
       delete_on_termination = true
     }
   }

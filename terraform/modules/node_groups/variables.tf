@@ -23,16 +23,6 @@ variable "subnet_ids" {
   }
 }
 
-variable "kms_key_arn" {
-  description = "KMS key encrypting the nodes' EBS volumes."
-  type        = string
-
-  validation {
-    condition     = can(regex("^arn:aws[a-z-]*:kms:", var.kms_key_arn))
-    error_message = "kms_key_arn must be a KMS key ARN."
-  }
-}
-
 variable "system_group" {
   description = "The CPU node group for cluster add-ons, MLflow, KFP and Argo (never scales to zero)."
   type = object({

@@ -40,7 +40,6 @@ module "cluster" {
   public_access_cidrs    = var.cluster_public_access_cidrs
   admin_principal_arns   = var.cluster_admin_principal_arns
   addon_versions         = var.eks_addon_versions
-  ebs_csi_role_arn       = module.iam.role_arns["ebs_csi"]
   kms_key_arn            = module.kms.key_arn
   tags                   = local.tags
 }
@@ -50,7 +49,6 @@ module "node_groups" {
   cluster_name       = module.cluster.name
   kubernetes_version = var.kubernetes_version
   subnet_ids         = module.network.private_subnet_ids
-  kms_key_arn        = module.kms.key_arn
   system_group       = var.system_node_group
   gpu_groups         = var.gpu_node_groups
   tags               = local.tags
@@ -106,4 +104,18 @@ module "iam" {
     ebs_csi            = { namespace = "kube-system", name = "ebs-csi-controller-sa" }
   }
   tags = local.tags
+}
+
+# Add-ons whose pods need nodes: created once the node groups exist, or they never become ACTIVE.
+resource "aws_eks_addon" "after_nodes" {
+  for_each                    = { "coredns" = null, "aws-ebs-csi-driver" = module.iam.role_arns["ebs_csi"] }
+  cluster_name                = module.cluster.name
+  addon_name                  = each.key
+  addon_version               = lookup(var.eks_addon_versions, each.key, null)
+  service_account_role_arn    = each.value
+  resolve_conflicts_on_create = "OVERWRITE"
+  resolve_conflicts_on_update = "PRESERVE"
+  tags                        = local.tags
+
+  depends_on = [module.node_groups]
 }
