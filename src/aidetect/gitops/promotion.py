@@ -33,7 +33,7 @@ class Change:
     branch: str
     title: str
     body: str
-    weight: int | None = None  # canary share to set (canary overlay only)
+    weight: int | None = None  # the canary's traffic share to set in the split (None: leave it)
 
 
 @dataclass
@@ -128,7 +128,9 @@ def plan_promotion(ctx: Context, version: int, env: str, weight: int | None) -> 
         extra = f"The canary's traffic share returns to 0%: v{version} becomes the stable track."
     body = evidence.pull_request_body(env, facts, replaced, old, f"{root}/serving", extra)
     title = f"Promote {ctx.model} v{version} to {env}" + (f" ({new_weight}% traffic)" if new_weight else "")
-    return Change(env, version, root, branch, title, body, weight=new_weight if env != "production" else None)
+    # production: the new stable takes all traffic, so the canary's share returns to 0
+    weight_after = new_weight if env == "canary" else 0 if env == "production" else None
+    return Change(env, version, root, branch, title, body, weight=weight_after)
 
 
 def plan_rollback(ctx: Context, reason: str) -> Change:
@@ -157,7 +159,7 @@ def plan_rollback(ctx: Context, reason: str) -> Change:
     )
 
 
-def propose(ctx: Context, change: Change, *, production_weight_reset: bool = False) -> PromotionResult:
+def propose(ctx: Context, change: Change) -> PromotionResult:
     """Edit the overlay on a new branch, commit, push, and open the pull request when a token is set."""
     cfg = ctx.config
     if git.remote_has_branch(ctx.repo, cfg.remote, change.branch):
@@ -176,8 +178,8 @@ def propose(ctx: Context, change: Change, *, production_weight_reset: bool = Fal
         manifests = tree / cfg.manifests_dir
         overlays.write_pin(manifests, change.env, ctx.model, change.version, change.artifact_root)
         paths = [str(overlays.pin_path(manifests, change.env).relative_to(tree))]
-        if change.weight is not None or production_weight_reset:
-            overlays.write_canary_weight(manifests, change.weight or 0)
+        if change.weight is not None:
+            overlays.write_canary_weight(manifests, change.weight)
             paths.append(str(overlays.split_path(manifests).relative_to(tree)))
         commit = git.commit(tree, paths, f"{change.title}\n\n{_first_lines(change.body)}")
         git.push(tree, cfg.remote, change.branch)
@@ -200,7 +202,7 @@ def promote(
     """``aidetect promote --version N --to ENV [--weight W]``."""
     ctx = open_context(repo_path, config)
     change = plan_promotion(ctx, version, env, weight)
-    return propose(ctx, change, production_weight_reset=env == "production")
+    return propose(ctx, change)
 
 
 def promote_canary(repo_path: str | Path, config: PromotionConfig, analysis: str) -> PromotionResult:
@@ -209,7 +211,7 @@ def promote_canary(repo_path: str | Path, config: PromotionConfig, analysis: str
     ctx = open_context(repo_path, config)
     change = plan_promotion(ctx, ctx.pin("canary").version, "production", None)
     change.body = f"{change.body}\n\n## Canary analysis\n\n{analysis}"
-    return propose(ctx, change, production_weight_reset=True)
+    return propose(ctx, change)
 
 
 def rollback_canary(repo_path: str | Path, config: PromotionConfig, reason: str) -> PromotionResult:
