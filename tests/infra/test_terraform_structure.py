@@ -267,6 +267,16 @@ def test_gpu_node_groups_are_tainted_labelled_and_scale_to_zero() -> None:
     docs = load_dir(MODULES / "node_groups")
     gpu_groups = [n for t, n, _ in blocks(docs, "resource") if t == "aws_eks_node_group" and "gpu" in n]
     assert gpu_groups, "no GPU node group resource"
+    # Scale from zero: the autoscaler learns an empty group's labels, taint and GPU count from ASG tags.
+    asg_tags = [b for t, _, b in blocks(docs, "resource") if t == "aws_autoscaling_group_tag"]
+    assert asg_tags and "aws_eks_node_group.gpu" in asg_tags[0]["autoscaling_group_name"]
+    template = str(locals_of(docs)["gpu_autoscaler_tags"])
+    for tag in (
+        "node-template/label/",
+        "node-template/taint/nvidia.com/gpu",
+        "node-template/resources/nvidia.com/gpu",
+    ):
+        assert tag in template, tag
 
 
 @pytest.mark.parametrize("env", ENVS)

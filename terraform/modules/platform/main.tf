@@ -13,7 +13,7 @@ locals {
 module "kms" {
   source      = "../kms"
   name        = local.name
-  description = "aidetect ${var.environment}: EKS secrets, S3, RDS, ECR, EBS and log encryption"
+  description = "aidetect ${var.environment}: EKS secrets, S3, RDS, ECR and log encryption"
   tags        = local.tags
 }
 
