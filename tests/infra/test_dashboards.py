@@ -157,8 +157,13 @@ def test_cronworkflows_run_the_drift_check_and_the_periodic_retrain(rendered: li
     assert env["AIDETECT_DRIFT__RETRAIN__STATE_URI"].startswith("s3://")
     from aidetect.monitoring.config import load_drift_config
 
-    env_cfg = load_drift_config(overrides={"retrain": {"command": env["AIDETECT_DRIFT__RETRAIN__COMMAND"]}})
+    retrain_env = {
+        "command": env["AIDETECT_DRIFT__RETRAIN__COMMAND"],
+        "data_uri": env["AIDETECT_DRIFT__RETRAIN__DATA_URI"],
+    }
+    env_cfg = load_drift_config(overrides={"retrain": retrain_env})
     assert env_cfg.retrain.command[:4] == ["aidetect", "pipeline", "submit", "training"]
+    assert "{data_uri}" in env_cfg.retrain.command and env_cfg.retrain.data_uri.startswith("s3://")
     retrain = crons["aidetect-periodic-retrain"]["spec"]
     assert retrain["workflowSpec"]["templates"][0]["container"]["command"][:3] == [
         "aidetect",

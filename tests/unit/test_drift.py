@@ -305,3 +305,17 @@ def test_pipeline_runs_are_pushed_with_gate_status() -> None:
         failed.get_sample_value("aidetect_pipeline_last_success_timestamp_seconds", {"pipeline": "training"})
         is None
     )
+
+
+def test_retrain_without_data_is_reported_not_launched(tmp_path: Path) -> None:
+    cfg = RetrainConfig(state_uri=str(tmp_path / "s.json"))  # the default command needs {data_uri}
+    decision = _launch(cfg, tmp_path, NOW)
+    assert not decision.launched and "retrain.data_uri" in decision.reason
+    assert retrain.load_launches(cfg.state_uri) == []
+    with_data = _retrain_cfg(tmp_path, data_uri="s3://labelled/new")
+    with_data.command = [
+        *with_data.command[:2],
+        with_data.command[2].replace("{model_version}", "{data_uri}"),
+    ]
+    assert _launch(with_data, tmp_path, NOW).launched
+    assert (tmp_path / "launched.txt").read_text() == "s3://labelled/new\n"

@@ -32,8 +32,11 @@ class RetrainConfig:
     """How a drift verdict launches retraining, and how often it may."""
 
     enabled: bool = True
-    # argv template; placeholders: {model_name} {model_version} {dataset_version} {reason_file}
-    command: list[str] = field(default_factory=lambda: ["aidetect", "pipeline", "run", "training", "--local"])
+    # argv template; placeholders: {model_name} {model_version} {dataset_version} {data_uri} {reason_file}
+    command: list[str] = field(
+        default_factory=lambda: ["aidetect", "pipeline", "run", "training", "--local", "--data", "{data_uri}"]
+    )
+    data_uri: str = ""  # the labelled data to retrain on (folder, zip, parquet or s3://), for {data_uri}
     cooldown: str = "24h"  # no second launch for the same model within this window
     timeout_seconds: int = 6 * 3600  # the launcher's own run (a KFP submit returns in seconds)
     state_uri: str = ""  # JSON record of launches; "" = <AIDETECT_HOME>/monitoring/retrain-state.json

@@ -10,6 +10,7 @@ compares logged windows against it, so the reference and the log share one featu
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,7 +25,7 @@ from PIL import Image
 from aidetect import storage
 from aidetect.data.features import FEATURE_COLUMNS, image_features
 from aidetect.data.imaging import ImageDecodeError, decode_rgb, to_model_input
-from aidetect.errors import DataError, StorageError
+from aidetect.errors import DataError, ServiceUnavailableError, StorageError
 
 ARTIFACT_PATH = "reference"
 REFERENCE_FILE = "reference.parquet"
@@ -214,13 +215,14 @@ def load_reference(model_name: str, version_or_alias: str) -> tuple[pd.DataFrame
     """The profile attached to a registered version (by number or alias)."""
     from aidetect import registry
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr for the verdict
     info = registry.get_version(model_name, version_or_alias)
     with tempfile.TemporaryDirectory(prefix="aidetect-reference-") as tmp:
         try:
             got = registry.download_artifacts(model_name, info.version, ARTIFACT_PATH, tmp)
-        except DataError:
+        except ServiceUnavailableError:
             raise
-        except Exception as exc:  # MLflow raises its own types for a missing artifact folder
+        except Exception as exc:  # a missing folder: the adapter's DataError, or MLflow's own types
             raise DataError(
                 f"model {model_name} version {info.version} has no {ARTIFACT_PATH}/ profile ({exc})",
                 hint=f"build one: aidetect drift reference --model {model_name}/{info.version}",

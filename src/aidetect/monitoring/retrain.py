@@ -26,7 +26,7 @@ from aidetect.errors import ConfigError, StorageError
 from aidetect.monitoring.config import RetrainConfig, parse_duration
 from aidetect.paths import home
 
-PLACEHOLDERS = ("model_name", "model_version", "dataset_version", "reason_file")
+PLACEHOLDERS = ("model_name", "model_version", "dataset_version", "data_uri", "reason_file")
 
 
 @dataclass
@@ -120,12 +120,17 @@ def maybe_retrain(
         if now < until:
             why = f"within the {cfg.cooldown} cooldown of launch {previous.id} at {previous.at}"
             return Decision(False, why, launch=previous, cooldown_until=until.isoformat())
+    if not cfg.data_uri and any("{data_uri}" in arg for arg in cfg.command):
+        return Decision(
+            False, "not launched: retrain.command needs {data_uri} but retrain.data_uri is not set"
+        )
     launch_id = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     reason_file = str(Path(log_dir) / f"retrain-{launch_id}.reason.json")
     values = {
         "model_name": model_name,
         "model_version": str(model_version),
         "dataset_version": dataset_version,
+        "data_uri": cfg.data_uri,
         "reason_file": reason_file,
     }
     command = render_command(cfg.command, values)
