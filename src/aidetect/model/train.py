@@ -287,6 +287,8 @@ def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = Fa
         log.info("resuming at epoch %d step %d", loop.progress["epoch"], loop.progress["step"])
     if d.world > 1:
         ids = [device.index] if device.type == "cuda" else None
+        if device.type == "cuda":  # batch statistics over all GPUs (SyncBatchNorm is CUDA-only)
+            loop.model = nn.SyncBatchNorm.convert_sync_batchnorm(loop.model)
         loop.model = nn.parallel.DistributedDataParallel(loop.model, device_ids=ids)
     meta = {
         "arch": cfg.arch,
@@ -366,7 +368,7 @@ def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = Fa
                 )
                 patience = cfg.early_stopping_patience
                 stop = bool(patience and loop.progress["bad_epochs"] >= patience)
-            if _broadcast_flag(stop, d):
+            if _broadcast_flag(stop, d, device):
                 stopped_early = True
                 break
     except BaseException:
@@ -391,10 +393,11 @@ def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = Fa
     return result
 
 
-def _broadcast_flag(flag: bool, d: _Dist) -> bool:
+def _broadcast_flag(flag: bool, d: _Dist, device: torch.device) -> bool:
+    """Rank 0's decision (early stop) for every rank; the tensor lives where the backend wants it."""
     if d.world <= 1:
         return flag
-    t = torch.tensor([1 if flag else 0])
+    t = torch.tensor([1 if flag else 0], device=device)
     dist.broadcast(t, src=0)
     return bool(t.item())
 
