@@ -279,6 +279,10 @@ def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = Fa
         raise TrainingError(
             f"{out} already holds a training run; pass --resume to continue it or use a new --out"
         )
+    if cfg.track and d.main:  # fail fast, before reading any data
+        from aidetect import registry
+
+        registry.check_reachable()
     version_id, labels, train_set, val_set = _open_data(data, cfg)
     seed_everything(cfg.seed)
     loop = _setup(cfg, len(labels), len(train_set), device, d, state_path)
