@@ -13,7 +13,13 @@ import yaml
 from aidetect.errors import AidetectError
 from aidetect.gitops import overlays
 from aidetect.gitops.config import PromotionConfig
-from aidetect.gitops.promotion import PromotionRefused, promote, rollback_canary, sync_aliases
+from aidetect.gitops.promotion import (
+    PromotionRefused,
+    promote,
+    promote_canary,
+    rollback_canary,
+    sync_aliases,
+)
 from aidetect.gitops.verify import verify
 from tests.helpers.gitops import fake_github, git, make_repo, merge, register, remote_branches
 from tests.helpers.servers import tool
@@ -112,7 +118,10 @@ def test_promotion_walks_staging_canary_production_through_pull_requests(
             promote(work, cfg, v, "canary", weight=50)
 
         # production: the stable pin moves and the canary share returns to 0 in the same PR
-        prod = promote(work, cfg, v, "production")
+        # (what `aidetect canary analyze --apply` does on a promote verdict: the analysis joins the evidence)
+        prod = promote_canary(work, cfg, "error rate 0.00% vs stable 0.00%")
+        assert prod.branch == f"promote/production/{versions['model']}-v{v}"
+        assert "## Canary analysis\n\nerror rate 0.00%" in prod.body
         merge(bare, prod.branch, tmp_path)
         assert sorted(git(bare, "diff", "--name-only", "main~1", "main").split()) == [
             "manifests/overlays/canary/virtualservice.yaml",
