@@ -9,6 +9,7 @@ the batch is dropped and counted, so a slow store never slows requests.
 
 from __future__ import annotations
 
+import atexit
 import io
 import logging
 import queue
@@ -68,6 +69,7 @@ class InferenceLog:
         self._thread = threading.Thread(target=self._run, name="aidetect-inference-log", daemon=True)
         self._closed = False
         self._thread.start()
+        atexit.register(self.close)  # flush on interpreter exit too (e.g. a REST worker process)
 
     def submit(self, batch: LoggedBatch) -> bool:
         """Queue a batch without blocking; ``False`` (and counted as dropped) when the queue is full."""
