@@ -147,3 +147,23 @@ print('ok')
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_predictor_survives_pickling_into_a_worker_process(tmp_path: Path) -> None:
+    """REST workers > 1: KServe pickles the model into spawned processes; session and guard are rebuilt."""
+    import pickle
+
+    from aidetect.serving.bundle import load_bundle
+    from aidetect.serving.guard import Guard
+    from aidetect.serving.predictor import AidetectPredictor
+
+    guard = Guard(["t"], required=True, rate=5.0, burst=2)
+    p = AidetectPredictor(load_bundle(tiny_bundle(tmp_path / "b")), guard=guard)
+    p.load()
+    clone = pickle.loads(pickle.dumps(p))
+    assert clone.ready and clone.classifier is not None and clone.classifier is not p.classifier
+    request = _request([_solid((0, 0, 255))])
+    a = asyncio.run(p(request))[0].outputs[0].data
+    b = asyncio.run(clone(_request([_solid((0, 0, 255))])))[0].outputs[0].data
+    np.testing.assert_array_equal(a, b)
+    assert clone.guard.bucket.take("k") == 0.0  # the rebuilt bucket works (fresh lock)
