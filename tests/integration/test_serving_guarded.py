@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +26,35 @@ def _infer(url: str, images: list[bytes], token: str | None) -> httpx.Response:
     return httpx.post(f"{url}/v2/models/{MODEL}/infer", content=body, headers=headers, timeout=30)
 
 
+GRPC_SCRIPT = """
+import sys
+import numpy as np
+import tritonclient.grpc as tg
+from tritonclient.utils import InferenceServerException
+from tests.helpers.serving import jpeg
+
+url, token = sys.argv[1], sys.argv[2]
+inp = tg.InferInput("image", [1], "BYTES")
+inp.set_data_from_numpy(np.array([jpeg(40, 7)], dtype=np.object_))
+headers = {"authorization": f"Bearer {token}"} if token else None
+try:
+    tg.InferenceServerClient(url).infer("detector", [inp], headers=headers)
+    print("OK")
+except InferenceServerException as exc:
+    print(exc.status())
+"""
+
+
+def _grpc_status(url: str, token: str | None) -> str:
+    """tritonclient gRPC in its own process (its protos clash with KServe's in one process)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", GRPC_SCRIPT, url, token or ""],
+        capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout.strip().splitlines()[-1]
+
+
 def test_s3_bundle_s3_inference_log_auth_and_rate_limit(s3_env: str, tmp_path: Path) -> None:
     from aidetect import storage
     from aidetect.data.features import FEATURE_COLUMNS
@@ -40,7 +71,10 @@ def test_s3_bundle_s3_inference_log_auth_and_rate_limit(s3_env: str, tmp_path: P
         "AIDETECT_SERVING__INFERENCE_LOG_FLUSH_SECONDS": "600",
     }
     log_root = "s3://models/inference-log"
-    with aidetect_serve("s3://models/detector/7", tmp_path, "--inference-log", log_root, env=env) as (url, _):
+    with aidetect_serve("s3://models/detector/7", tmp_path, "--inference-log", log_root, env=env) as (
+        url,
+        grpc,
+    ):
         # health and metadata stay open
         assert httpx.get(f"{url}/v2/health/ready").status_code == 200
         assert httpx.get(f"{url}/v2/models/{MODEL}").status_code == 200
@@ -61,16 +95,18 @@ def test_s3_bundle_s3_inference_log_auth_and_rate_limit(s3_env: str, tmp_path: P
         metrics = httpx.get(f"{url}/metrics").text
         assert 'aidetect_rejected_inputs_total{model="detector",reason="rate_limited"} 3.0' in metrics
         assert 'aidetect_rejected_inputs_total{model="detector",reason="unauthorized"} 2.0' in metrics
+        assert _grpc_status(grpc, None) == "StatusCode.UNAUTHENTICATED"
+        assert _grpc_status(grpc, "tok-a") == "OK"  # 7th logged row
         assert storage.list_uris(log_root, ".parquet") == []  # buffered: nothing written yet
     # shutdown flushed the buffer
     files = storage.list_uris(log_root, ".parquet")
     assert files and all(f.startswith(f"{log_root}/{MODEL}/date=") for f in files)
     rows = pd.concat([pd.read_parquet(io.BytesIO(storage.read_bytes(f))) for f in files])
-    assert len(rows) == 6  # one row per predicted image, refused ones not logged
+    assert len(rows) == 7  # one row per predicted image, refused ones not logged
     expected = {"ts", "model_name", "model_version", "label", "probability_fake", "p_REAL", "p_FAKE"}
     assert expected | set(FEATURE_COLUMNS) <= set(rows.columns)
     assert set(rows["model_version"]) == {"7"} and set(rows["label"]) <= {"REAL", "FAKE"}
-    assert sorted(rows["width"].astype(int)) == [32, 40, 40, 40, 48, 64]  # features of the images sent
+    assert sorted(rows["width"].astype(int)) == [32, 40, 40, 40, 40, 48, 64]  # features of the images sent
     assert ((rows["p_REAL"] + rows["p_FAKE"] - 1).abs() < 1e-5).all()
     assert (rows["probability_fake"] == rows["p_FAKE"]).all()
 
