@@ -431,6 +431,9 @@ def trigger_retrain(
     cfg = load_drift_config(overrides={"model_name": model_name})
     arguments = {**training_arguments, "model_name": model_name}  # retrain the model that drifted
     retrain_cfg = replace(cfg.retrain, command=retrain_command(kfp_host, data_uri, arguments))
+    # Inside a KFP component _KFP_RUNTIME=true makes kfp skip imports the launched `aidetect pipeline`
+    # command needs (kfp.compiler then fails on a circular import): the child must not inherit it.
+    os.environ.pop("_KFP_RUNTIME", None)
     decision = maybe_retrain(
         retrain_cfg,
         model_name=model_name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -82,19 +83,46 @@ def _summary(run_dir: Path) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
-def test_end_to_end_registers_once_for_identical_inputs(
-    demo_images: Path, tmp_path: Path, _isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+@dataclass
+class Trained:
+    home: Path
+    args: list[str]
+    output: str
+    steps: dict
+
+
+@pytest.fixture(scope="module")
+def trained(demo_images: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """One local training pipeline run on demo data, shared by the tests below (each run costs minutes)."""
+    home = tmp_path_factory.mktemp("trained") / "home"
+    gates = _gates(home.parent / "gates.yaml", 0.0)
+    args = ["--data", str(demo_images), "--param", "preset=ci-tiny", "--param", f"gate_config={gates}"]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIDETECT_HOME", str(home))
+        mp.setenv("AIDETECT_GIT_COMMIT", "e2e-fixed-commit")  # the code version is an input too
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.delenv("AIDETECT_DATASETS", raising=False)
+        res = _run(*args)
+    assert res.exit_code == 0, res.output
+    (run_dir,) = _run_dirs(home)
+    return Trained(home, args, res.output, _summary(run_dir)["steps"])
+
+
+@pytest.fixture
+def in_trained_home(trained: Trained, monkeypatch: pytest.MonkeyPatch) -> Trained:
+    monkeypatch.setenv("AIDETECT_HOME", str(trained.home))
+    monkeypatch.setenv("AIDETECT_GIT_COMMIT", "e2e-fixed-commit")
+    return trained
+
+
+def test_end_to_end_registers_the_gated_model_with_its_artifacts(
+    in_trained_home: Trained, tmp_path: Path
 ) -> None:
     from aidetect import registry
 
-    monkeypatch.setenv("AIDETECT_GIT_COMMIT", "e2e-fixed-commit")  # the code version is an input too
-    args = ["--data", str(demo_images), "--param", "preset=ci-tiny"]
-    args += ["--param", f"gate_config={_gates(tmp_path / 'gates.yaml', 0.0)}"]
-    res = _run(*args)
-    assert res.exit_code == 0, res.output
-    assert "model aidetect-detector version 1 registered: models:/aidetect-detector/1" in res.output
-    (run_dir,) = _run_dirs(_isolated_home)
-    steps = _summary(run_dir)["steps"]
+    t = in_trained_home
+    assert "model aidetect-detector version 1 registered: models:/aidetect-detector/1" in t.output
+    steps = t.steps
     assert list(steps) == ["ingest", "validate", "train", "evaluate", "gate", "optimize", "register"]
     dataset_version = steps["validate"]["parameters"]["Output"]
 
@@ -124,14 +152,55 @@ def test_end_to_end_registers_once_for_identical_inputs(
     html = Path(steps["validate"]["artifacts"]["report"]["uri"]).read_text()
     assert html.startswith("<!doctype html>") and dataset_version in html
 
-    # identical inputs again: same dataset version, no second model version
-    res = _run(*args)
+
+def test_identical_inputs_reuse_the_dataset_and_register_nothing_new(in_trained_home: Trained) -> None:
+    from aidetect import registry
+
+    t = in_trained_home
+    res = _run(*t.args)
     assert res.exit_code == 0, res.output
     assert "model aidetect-detector version 1 already registered (identical inputs)" in res.output
-    second = _summary(_run_dirs(_isolated_home)[-1])["steps"]
-    assert second["ingest"]["artifacts"]["dataset"]["metadata"]["created"] is False
-    assert second["validate"]["parameters"]["Output"] == dataset_version
+    again = _summary(_run_dirs(t.home)[-1])["steps"]
+    assert again["ingest"]["artifacts"]["dataset"]["metadata"]["created"] is False
+    assert again["validate"]["parameters"]["Output"] == t.steps["validate"]["parameters"]["Output"]
     assert [v.version for v in registry.list_versions("aidetect-detector")] == ["1"]
+
+
+def test_monitoring_pipeline_retrains_once_per_cooldown(
+    in_trained_home: Trained, demo_images: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drifted traffic (JPEG quality 30) for version 1: the monitoring pipeline finds drift and submits the
+    training pipeline to the KFP API once; a second drifted check within the cooldown submits nothing."""
+    from datetime import UTC, datetime
+
+    from aidetect.monitoring.reference import BundleScorer
+    from tests.helpers.drift import reencode, write_log
+    from tests.helpers.kfp_api import fake_kfp_api
+
+    t = in_trained_home
+    images = [reencode(p.read_bytes(), 30) for p in sorted(demo_images.rglob("*.png"))[:120]]
+    log_root = t.home / "drifted-log"
+    scorer = BundleScorer("models:/aidetect-detector/1")
+    write_log(log_root, "aidetect-detector", "1", images, scorer, ts=datetime.now(UTC))
+    monkeypatch.setenv("AIDETECT_DRIFT__MIN_ROWS", "50")
+    monkeypatch.setenv("AIDETECT_DRIFT__MIN_REFERENCE_ROWS", "5")
+    with fake_kfp_api() as api:
+        args = ["pipeline", "run", "monitoring", "--local", "--data", "s3://bucket/labelled"]
+        args += ["--param", "alias=candidate", "--param", f"inference_log={log_root}"]
+        args += ["--param", f"kfp_host={api.url}", "--param", "preset=ci-tiny"]
+        first = CliRunner().invoke(main, args)
+        assert first.exit_code == 0, first.output
+        second = CliRunner().invoke(main, args)
+        assert second.exit_code == 0, second.output
+        runs = api.received("POST", "/apis/v2beta1/runs")
+    mon = sorted((t.home / "pipeline-runs").glob("monitoring-*"))
+    first_steps, second_steps = (_summary(d)["steps"] for d in mon[-2:])
+    assert first_steps["drift-check"]["parameters"]["Output"] is True
+    assert "jpeg_quality" in Path(first_steps["drift-check"]["artifacts"]["verdict"]["uri"]).read_text()
+    assert first_steps["trigger-retrain"]["parameters"]["Output"] == "launched"
+    assert second_steps["trigger-retrain"]["parameters"]["Output"] == "skipped"
+    assert len(runs) == 1
+    assert runs[0].body["runtime_config"]["parameters"]["data_uri"] == "s3://bucket/labelled"
 
 
 def test_a_failed_gate_skips_optimize_and_register(

@@ -73,7 +73,8 @@ def _verdict(path: Path) -> str:
     return str(path)
 
 
-def test_trigger_submits_one_training_run_then_holds_the_cooldown(tmp_path: Path) -> None:
+def test_trigger_submits_one_training_run_then_holds_the_cooldown(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("_KFP_RUNTIME", "true")  # as inside a KFP component: the launch must not inherit it
     verdict = _verdict(tmp_path / "verdict.json")
     with fake_kfp_api() as api:
         args = (verdict, "detector", api.url, "s3://bucket/labelled", {"preset": "tiny"})
