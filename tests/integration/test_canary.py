@@ -52,7 +52,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
     with ExitStack() as stack:
         urls = {}
         for name, env in (("stable", None), ("healthy", None), ("faulty", faults)):
-            urls[name], _ = stack.enter_context(aidetect_serve(bundle, work / name, "--no-grpc", env=env))
+            urls[name], _ = stack.enter_context(aidetect_serve(bundle, work / name, env=env))
         host = {name: url.removeprefix("http://") for name, url in urls.items()}
         jobs = {
             "healthy": [(host["stable"], {"track": "stable"}), (host["healthy"], {"track": "canary"})],
