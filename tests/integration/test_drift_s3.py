@@ -1,0 +1,68 @@
+"""The drift check with everything in an S3-compatible store (a real moto_server): reference profile,
+inference log, verdicts and reports, retrain state."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from aidetect import storage
+from aidetect.data.features import FEATURE_COLUMNS
+from aidetect.monitoring.check import ModelRef, read_latest, run_check
+from aidetect.monitoring.config import DriftConfig, RetrainConfig
+from aidetect.monitoring.reference import Profile, read_reference, write_reference
+from aidetect.monitoring.retrain import load_launches
+
+
+def _frame(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(rng.normal(0.5 + shift, 0.1, (n, len(FEATURE_COLUMNS))), columns=FEATURE_COLUMNS)
+    df["probability_fake"] = rng.beta(2, 2, n)
+    return df
+
+
+def test_drift_check_reads_and_writes_s3(s3_env: str, tmp_path) -> None:
+    storage.s3_client().create_bucket(Bucket="drift")
+    ref = _frame(400, seed=0)
+    profile = Profile("det", "5", "ds1", "val", len(ref), list(FEATURE_COLUMNS), ["probability_fake"], [])
+    write_reference(ref, profile, "s3://drift/references/det/5")
+    back, meta = read_reference("s3://drift/references/det/5")
+    assert len(back) == 400 and meta.model_version == "5"
+
+    now = datetime.now(UTC)
+    window = _frame(300, seed=1, shift=0.3)
+    window["ts"] = [now - timedelta(minutes=10)] * len(window)
+    window["model_name"], window["model_version"], window["label"] = "det", "5", "FAKE"
+    for i in range(3):  # several files, as the server flushes them
+        part = window.iloc[i * 100 : (i + 1) * 100]
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pandas(part, preserve_index=False), buf)
+        storage.write_bytes(f"s3://drift/log/det/date={now:%Y-%m-%d}/part-{i}.parquet", buf.getvalue())
+
+    marker = tmp_path / "launched"
+    cfg = DriftConfig(
+        min_rows=100,
+        min_reference_rows=100,
+        log_uri="s3://drift/log",
+        reports_uri="s3://drift/reports",
+        retrain=RetrainConfig(
+            command=[sys.executable, "-c", f"open({str(marker)!r}, 'w').write('{{model_version}}')"],
+            state_uri="s3://drift/state/retrain.json",
+        ),
+    )
+    verdict = run_check(ModelRef("det", "5"), cfg, reference_uri="s3://drift/references/det/5", now=now)
+    assert verdict["drift_detected"] and verdict["rows_current"] == 300
+    assert verdict["report_uri"].startswith("s3://drift/reports/det/5/")
+    assert storage.read_bytes(verdict["report_uri"]).lstrip().startswith(b"<!DOCTYPE html>")
+    assert json.loads(storage.read_bytes(verdict["verdict_uri"]))["drift_detected"] is True
+    assert read_latest(cfg, "det")["verdict_uri"] == verdict["verdict_uri"]
+    assert verdict["retrain"]["launched"] and marker.read_text() == "5"
+    (launch,) = load_launches("s3://drift/state/retrain.json")
+    assert launch.verdict_uri == verdict["verdict_uri"]
