@@ -5,6 +5,7 @@ pending state. Everything on loopback, free ports, temporary storage, 1 s scrape
 from __future__ import annotations
 
 import contextlib
+import http.server
 import io
 import shutil
 import threading
@@ -14,10 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from PIL import Image
 
+from aidetect.data.features import FEATURE_COLUMNS
 from aidetect.errors import AidetectError
 from aidetect.monitoring import alerts, dashboards, promql
 from aidetect.serving.client import V2Client, build_image_request
@@ -36,7 +40,7 @@ class Stack:
     prom_url: str
 
 
-def _prometheus_config(folder: Path, target: str) -> Path:
+def _prometheus_config(folder: Path, target: str, drift_target: str) -> Path:
     groups = alerts.rule_groups()
     for group in groups:
         group["interval"] = "1s"  # evaluate rules as fast as the test scrapes
@@ -50,7 +54,12 @@ def _prometheus_config(folder: Path, target: str) -> Path:
                 "static_configs": [
                     {"targets": [target], "labels": {"track": "stable", "namespace": "aidetect-test"}}
                 ],
-            }
+            },
+            {  # as Prometheus scrapes the Pushgateway the drift check pushes to
+                "job_name": "aidetect-drift",
+                "honor_labels": True,
+                "static_configs": [{"targets": [drift_target]}],
+            },
         ],
     }
     path = folder / "prometheus.yml"
@@ -65,11 +74,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("prometheus-stack")
     bundle = make_bundle(work / "bundle", name=MODEL)
     fault = {"AIDETECT_SERVE_FAULT_ERROR_RATE": "0.3"}  # a visible error rate for the error panels/alerts
-    with aidetect_serve(str(bundle), work, env=fault) as (serve_url, _):
+    with aidetect_serve(str(bundle), work, env=fault) as (serve_url, _), _drift_exposition() as drift_target:
         port = free_port()
+        config = _prometheus_config(work, serve_url.removeprefix("http://"), drift_target)
         cmd = [
             PROMETHEUS,
-            f"--config.file={_prometheus_config(work, serve_url.removeprefix('http://'))}",
+            f"--config.file={config}",
             f"--storage.tsdb.path={work / 'tsdb'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--storage.tsdb.retention.time=1h",
@@ -85,6 +95,39 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 stop.set()
                 load.join(30)
             assert sent[0] >= 10
+
+
+@contextlib.contextmanager
+def _drift_exposition() -> Iterator[str]:
+    """Serve the metrics of a real drift check (a shifted window) on /metrics; yield host:port."""
+    from prometheus_client import generate_latest
+
+    from aidetect.monitoring.config import DriftConfig
+    from aidetect.monitoring.drift import compare
+    from aidetect.monitoring.exposition import drift_registry
+
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame(rng.normal(0.5, 0.1, (400, len(FEATURE_COLUMNS))), columns=FEATURE_COLUMNS)
+    cur = pd.DataFrame(rng.normal(0.7, 0.1, (300, len(FEATURE_COLUMNS))), columns=FEATURE_COLUMNS)
+    result, _ = compare(ref, cur, DriftConfig(min_rows=100, min_reference_rows=100))
+    body = generate_latest(drift_registry(result, MODEL, "7", last_trigger=time.time(), launches=1))
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
 
 
 def _load(url: str, stop: threading.Event, counter: list[int]) -> None:
@@ -151,3 +194,20 @@ def test_recording_rules_and_error_alert_follow_the_injected_faults(stack: Stack
     assert not _query(stack.prom_url, 'ALERTS{alertname="AidetectPredictorDown"}')
     rejected = _eventually(stack.prom_url, promql.concrete(promql.rejected_per_second(), rate="30s"))
     assert {r["metric"]["reason"] for r in rejected}  # the corrupt images were refused and counted
+
+
+DRIFT_PANEL_NAMES = ("drift_share", "drift_detected", "top_features", "check_age", "retrain_launches")
+DRIFT_PANELS = [q for name in DRIFT_PANEL_NAMES for q in dashboards.DATA[name]]
+
+
+@pytest.mark.parametrize("query", DRIFT_PANELS, ids=[q.expr[:40] for q in DRIFT_PANELS])
+def test_data_dashboard_queries_return_drift_metrics(stack: Stack, query: dashboards.Query) -> None:
+    result = _eventually(stack.prom_url, promql.concrete(query.expr))
+    assert result, query.expr
+    if "topk" in query.expr:
+        assert len(result) == 8 and all(float(r["value"][1]) > 1.0 for r in result)  # all drifted
+
+
+def test_drift_alert_fires_from_the_pushed_verdict(stack: Stack) -> None:
+    firing = _eventually(stack.prom_url, 'ALERTS{alertname="AidetectDataDrift", alertstate="firing"}')
+    assert firing and firing[0]["metric"]["model"] == MODEL and firing[0]["metric"]["version"] == "7"
