@@ -281,6 +281,8 @@ def test_metrics_are_pushed_to_a_pushgateway_group() -> None:
     assert 'aidetect_drift_detected{model="det",version="3"} 1.0' in text
     assert 'aidetect_drift_feature_drifted{feature="mean_r",model="det",version="3"} 1.0' in text
     assert 'aidetect_drift_last_check_timestamp_seconds{model="det",version="3"} 1e+09' in text
+    score = next(c.score for c in result.features if c.column == "jpeg_quality")
+    assert f'aidetect_drift_feature_score{{feature="jpeg_quality",model="det",version="3"}} {score!r}' in text
     from tests.helpers.servers import free_port
 
     with pytest.raises(ServiceUnavailableError, match="Pushgateway"):

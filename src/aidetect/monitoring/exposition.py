@@ -30,6 +30,7 @@ DRIFT_METRICS = {
     "aidetect_drift_last_check_timestamp_seconds": "Unix time of the last completed drift check.",
     "aidetect_drift_feature_strength": "Per column drift strength; 1 is the threshold, higher drifts more.",
     "aidetect_drift_feature_drifted": "Per column: 1 when the column drifted in the last check.",
+    "aidetect_drift_feature_score": "Per column Evidently score of the last check (p-value or distance).",
     "aidetect_retrain_last_trigger_timestamp_seconds": "Unix time of the last retraining launch.",
     "aidetect_retrain_launches": "Retraining launches recorded for the model.",
 }
@@ -66,6 +67,7 @@ def drift_registry(
     for col in columns:
         gauge("aidetect_drift_feature_strength", col.strength, {"feature": col.column})
         gauge("aidetect_drift_feature_drifted", float(col.drifted), {"feature": col.column})
+        gauge("aidetect_drift_feature_score", col.score, {"feature": col.column})
     if last_trigger is not None:
         gauge("aidetect_retrain_last_trigger_timestamp_seconds", last_trigger)
     if launches is not None:
