@@ -116,6 +116,7 @@ class ResourceSampler:
 class Target:
     def __init__(self, name: str, url: str, model: str | None) -> None:
         self.name, self.url, self.model = name, url, model
+        self.health = f"{url}/v2/health/ready" if model else f"{url}/health"
 
     def request(self, image: bytes) -> tuple[str, bytes, dict[str, str]]:
         if self.model:
@@ -196,33 +197,39 @@ def run_scenario(target: Target, pid: int, scenario: str, coro_factory) -> Resul
     )
 
 
+def drain(target: Target, timeout: float = 180.0) -> float:
+    """Wait until the server answers its health route quickly again (a backlog from an overload is served)."""
+    import httpx
+
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        t = time.perf_counter()
+        try:
+            httpx.get(target.health, timeout=5.0)
+            if time.perf_counter() - t < 0.5:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return time.perf_counter() - t0
+
+
 def bench_server(
     target: Target, pid: int, payloads: dict[str, list[bytes]], args: argparse.Namespace
 ) -> list[Result]:
-    warm = payloads["32px"][:50]
-    asyncio.run(closed_loop(target, warm, 4, 2.0))
-    out = [
-        run_scenario(
-            target,
-            pid,
-            f"512px@{args.rate:g}rps",
-            lambda: open_loop(target, payloads["512px"], args.rate, args.duration),
-        ),
-        run_scenario(
-            target,
-            pid,
-            "32px-saturated",
-            lambda: closed_loop(target, payloads["32px"], args.concurrency, args.duration),
-        ),
-        run_scenario(
-            target,
-            pid,
-            "512px-saturated",
-            lambda: closed_loop(target, payloads["512px"], args.concurrency, args.duration),
-        ),
+    asyncio.run(closed_loop(target, payloads["32px"][:50], 4, 2.0))  # warm-up, not measured
+    scenarios = [
+        (f"512px@{args.rate:g}rps", lambda: open_loop(target, payloads["512px"], args.rate, args.duration)),
+        ("32px-saturated", lambda: closed_loop(target, payloads["32px"], args.concurrency, args.duration)),
+        ("512px-saturated", lambda: closed_loop(target, payloads["512px"], args.concurrency, args.duration)),
     ]
-    for r in out:
-        print(json.dumps(asdict(r)), flush=True)
+    out = []
+    for name, factory in scenarios:
+        out.append(run_scenario(target, pid, name, factory))
+        print(json.dumps(asdict(out[-1])), flush=True)
+        waited = drain(target)  # each scenario starts on an idle server
+        if waited > 1:
+            print(f"# {target.name}: drained a backlog for {waited:.1f} s after {name}", flush=True)
     return out
 
 
@@ -296,6 +303,12 @@ def main() -> None:
     ap.add_argument("--checkpoint", default=None, help="benchmark this checkpoint instead of a fresh model")
     ap.add_argument("--serve-args", default="", help="extra flags for aidetect serve, e.g. '--threads 1'")
     ap.add_argument("--skip-baseline", action="store_true")
+    ap.add_argument(
+        "--baseline-threads",
+        type=int,
+        default=1,
+        help="torch threads of the baseline (1: its best setting on a shared 2-core box; 0: torch default)",
+    )
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args()
 
@@ -322,7 +335,8 @@ def main() -> None:
                 [sys.executable, "-m", "uvicorn", "bench.serving_baseline:app", "--host", "127.0.0.1",
                  "--port", str(port), "--log-level", "warning"],
                 f"http://127.0.0.1:{port}/health", work / "baseline.log",
-                {"AIDETECT_BASELINE_CHECKPOINT": str(checkpoint), "PYTHONPATH": str(REPO)},
+                {"AIDETECT_BASELINE_CHECKPOINT": str(checkpoint), "PYTHONPATH": str(REPO),
+                 "AIDETECT_BASELINE_THREADS": str(args.baseline_threads)},
             )  # fmt: skip
             try:
                 results += bench_server(
