@@ -1,7 +1,9 @@
 """``aidetect demo``: the main job end to end on the embedded default, one small function per step.
 
-Each step takes and returns plain values, so later steps (train, evaluate, gate, register, ...) can be
-appended to :data:`STEPS` without touching the earlier ones.
+Each step takes and returns plain values, so later steps can be appended to :data:`STEPS` without touching
+the earlier ones. After the data steps, the KFP training pipeline runs locally (``kfp.local``: validate,
+train, evaluate, gate, optimize, register), then the registered model is served and answers one V2 request.
+Sizes and demo gate rules: ``configs/demo.yaml``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import click
 
 from aidetect import paths
+from aidetect.errors import AidetectError
 
 
 @dataclass
@@ -24,6 +27,7 @@ class DemoState:
     n_per_class: int = 300
     seed: int = 0
     facts: dict[str, Any] = field(default_factory=dict)  # printed at the end: what is where
+    model_uri: str = ""
 
 
 def step_demo_data(state: DemoState) -> None:
@@ -56,12 +60,147 @@ def step_validate(state: DemoState) -> None:
     result.raise_for_critical()
 
 
+# -- the training pipeline, then serving (appended to the data steps) -------------------------------
+
+
+@dataclass
+class DemoConfig:
+    """``configs/demo.yaml``: how big and how long the demo's run is (tiny: it must finish in minutes)."""
+
+    preset: str = "ci-tiny"
+    train: dict[str, Any] = field(default_factory=lambda: {"epochs": 8, "threads": 2})
+    gates: dict[str, Any] = field(default_factory=dict)
+    serve: bool = True
+    serve_timeout_s: float = 120.0
+
+
+def load_demo_config() -> DemoConfig:
+    from aidetect.config import load
+
+    return load(DemoConfig, "demo")
+
+
+def _write_yaml(path: Path, data: dict[str, Any]) -> str:
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return str(path)
+
+
+def step_training_pipeline(state: DemoState) -> None:
+    """Run the KFP training pipeline locally (kfp.local): validate, train, evaluate, gate, optimize,
+    register. A small preset and demo gate rules keep it to minutes on a laptop CPU."""
+    from aidetect.config import config_dir, read_yaml
+
+    try:
+        from pipelines.config import load as load_pipeline_config
+        from pipelines.local import run_local
+    except ModuleNotFoundError as exc:
+        raise AidetectError(
+            f"the demo's pipeline needs kfp and the pipelines package ({exc.name} is missing)"
+        ) from None
+    cfg = load_demo_config()
+    preset = {**read_yaml(config_dir() / "presets" / f"{cfg.preset}.yaml"), **cfg.train, "progress": False}
+    args = {
+        "data_uri": state.facts["demo images"],
+        "preset": _write_yaml(state.workdir / "demo-preset.yaml", preset),
+        "gate_config": _write_yaml(state.workdir / "demo-gates.yaml", cfg.gates),
+    }
+    run = run_local("training", load_pipeline_config(), args)
+    click.echo(f"[demo]   steps: {', '.join(run.steps)} ({run.seconds:.0f} s)")
+    state.facts["pipeline run"] = str(run.run_dir)
+    state.facts["gate report"] = run.output("gate", "report")["uri"]
+    if "register" not in run.steps:
+        reason = run.output("gate", "gate_result")["metadata"].get("reason", "")
+        raise AidetectError(f"the demo model failed its gates, nothing registered: {reason}")
+    reg = run.output("register", "registered")["metadata"]
+    state.facts["model"] = reg["uri"] + ("" if reg["created"] else " (already registered: identical inputs)")
+    state.facts["MLflow UI"] = f"mlflow ui --backend-store-uri {paths.tracking_uri()}"
+    state.model_uri = reg["uri"]
+
+
+def _v2_request(url: str, image: bytes) -> str:
+    from aidetect.serving.client import V2Client
+
+    client = V2Client(url)
+    model = client.default_model()
+    (pred,) = client.predict(model, [image])
+    fake = f", P(FAKE)={pred.probability_fake:.3f}" if pred.probability_fake is not None else ""
+    return f"POST {url}/v2/models/{model}/infer -> {pred.label}{fake}"
+
+
+def _wait_ready(proc: Any, url: str, timeout_s: float, log_path: Path) -> None:
+    """Poll the server's V2 readiness route until it answers 200; fail if it exits or times out."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise AidetectError(f"aidetect serve exited with code {proc.returncode}; see {log_path}")
+        try:
+            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise AidetectError(f"aidetect serve was not ready in {timeout_s:.0f} s; see {log_path}")
+        time.sleep(0.3)
+
+
+def step_serve(state: DemoState) -> None:
+    """Serve the registered model (``aidetect serve``: KServe ModelServer, onnxruntime) on a free loopback
+    port, send one Open Inference Protocol v2 request with a demo image, then stop the server."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    cfg = load_demo_config()
+    if not cfg.serve:
+        return
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    log_path = state.workdir / "serve.log"
+    env = {
+        **os.environ,  # the served request goes to the inference log (input to `aidetect drift check`)
+        "AIDETECT_SERVING__INFERENCE_LOG_URI": str(paths.home() / "inference-log"),
+        "AIDETECT_SERVING__INFERENCE_LOG_FLUSH_ROWS": "1",
+    }
+    serve = ["serve", "--model", state.model_uri, "--http-port", str(port), "--no-grpc", "--workers", "1"]
+    image = sorted(Path(state.facts["demo images"]).rglob("*.png"))[0]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aidetect.cli", *serve],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            _wait_ready(proc, url, cfg.serve_timeout_s, log_path)
+            state.facts["V2 request"] = f"{_v2_request(url, image.read_bytes())} ({image.name})"
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    state.facts["serve it yourself"] = f"aidetect serve --model {state.model_uri}"
+
+
 Step = tuple[str, Callable[[DemoState], None]]
 
 STEPS: list[Step] = [
     ("demo data", step_demo_data),
     ("ingest", step_ingest),
     ("validate", step_validate),
+    ("training pipeline", step_training_pipeline),
+    ("serve + one V2 request", step_serve),
 ]
 
 
