@@ -215,3 +215,19 @@ def test_a_failed_gate_skips_optimize_and_register(
     from aidetect import registry
 
     assert registry.list_versions("aidetect-detector") == []
+
+
+def test_demo_serves_the_registered_model_and_answers_one_v2_request(
+    in_trained_home: Trained, demo_images: Path, tmp_path: Path
+) -> None:
+    """The last step of `aidetect demo`: `aidetect serve` on the registered version, one V2 request."""
+    from aidetect.commands.demo import DemoState, step_serve
+
+    state = DemoState(workdir=tmp_path / "demo")
+    state.workdir.mkdir()
+    state.facts["demo images"] = str(demo_images)
+    state.model_uri = "models:/aidetect-detector/1"
+    step_serve(state)
+    answer = state.facts["V2 request"]
+    assert "/v2/models/aidetect-detector/infer -> " in answer
+    assert answer.split(" -> ")[1].split(",")[0] in {"REAL", "FAKE"} and "P(FAKE)=" in answer
