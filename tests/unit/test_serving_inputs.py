@@ -7,7 +7,6 @@ import struct
 
 import numpy as np
 import pytest
-from kserve import InferInput
 
 from aidetect.serving.inputs import (
     Limits,
@@ -16,6 +15,7 @@ from aidetect.serving.inputs import (
     decode_request_inputs,
     split_bytes_tensor,
 )
+from aidetect.serving.kserve_compat import InferInput
 from tests.helpers.serving import jpeg, png_header_bomb
 
 PRE = Preprocess(16, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))

@@ -50,7 +50,7 @@ def tiny_bundle(out: Path, weights: list[list[float]] | None = None, threshold: 
 
 
 def _request(images: list[bytes], name: str = "image"):
-    from kserve import InferInput, InferRequest
+    from aidetect.serving.kserve_compat import InferInput, InferRequest
 
     inp = InferInput(name, [len(images)], "BYTES")
     inp.set_data_from_numpy(np.array(images, dtype=np.object_), binary_data=True)
@@ -122,9 +122,8 @@ def test_fault_knobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_unknown_requested_output_is_a_client_error(predictor) -> None:
-    from kserve.protocol.infer_type import RequestedOutput
-
     from aidetect.serving.inputs import RejectedInput
+    from aidetect.serving.kserve_compat import RequestedOutput
 
     req = _request([jpeg(16)])
     req.request_outputs = [RequestedOutput("scores")]

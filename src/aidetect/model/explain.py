@@ -169,8 +169,7 @@ def make_explainer(name: str, checkpoint: str, max_pixels: int = imaging.DEFAULT
     """A ``kserve.Model`` whose ``explain`` runs Grad-CAM (built lazily so kserve stays optional)."""
     import asyncio
 
-    from kserve import Model
-    from kserve.errors import InvalidInput
+    from aidetect.serving.kserve_compat import InvalidInput, Model
 
     class GradCamExplainer(Model):
         def __init__(self) -> None:
@@ -201,13 +200,8 @@ def make_explainer(name: str, checkpoint: str, max_pixels: int = imaging.DEFAULT
 
 def run_explainer_server(name: str, checkpoint: str, http_port: int, max_pixels: int) -> None:
     """Serve Grad-CAM on ``:explain`` with the KServe ModelServer (REST only)."""
-    import sys
+    from aidetect.serving.kserve_compat import kserve
 
-    argv, sys.argv = sys.argv, sys.argv[:1]  # KServe parses sys.argv on import
-    try:
-        import kserve
-    finally:
-        sys.argv = argv
     explainer = make_explainer(name, checkpoint, max_pixels)
     explainer.load()
     kserve.ModelServer(http_port=http_port, enable_grpc=False, enable_latency_logging=False).start(

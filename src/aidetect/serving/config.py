@@ -18,7 +18,9 @@ class ServingConfig:
     workers: int = 1  # uvicorn worker processes for REST
     grpc_threads: int = 4
     access_log: bool = False  # one log line per request (uvicorn access log and KServe timings)
-    intra_op_threads: int = 0  # onnxruntime threads per session; 0: onnxruntime's default
+    # onnxruntime threads per inference call; 1 suits many small concurrent requests (parallelism comes
+    # from the executor threads); raise it for large models at low concurrency; 0: onnxruntime's default
+    intra_op_threads: int = 1
     # limits
     max_request_bytes: int = 64 * 1024 * 1024
     max_image_pixels: int = 40_000_000

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from kserve.errors import InvalidInput
 from PIL import Image
 
 from aidetect.data import imaging
+from aidetect.serving.kserve_compat import InvalidInput
 
 IMAGE, PIXELS, TENSOR = "image", "pixels", "tensor"
 INPUT_DATATYPES = {IMAGE: "BYTES", PIXELS: "UINT8", TENSOR: "FP32"}

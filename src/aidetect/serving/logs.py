@@ -10,7 +10,7 @@ class ClientErrorFilter(logging.Filter):
     """KServe logs every rejected input with a full traceback; turn those into one warning line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from kserve.errors import InvalidInput
+        from aidetect.serving.kserve_compat import InvalidInput
 
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, InvalidInput):

@@ -20,9 +20,6 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 from grpc_interceptor.exceptions import ResourceExhausted, Unauthenticated
-from kserve import InferOutput, InferRequest, InferResponse, Model
-from kserve.errors import InvalidInput
-from kserve.model import InferenceVerb
 
 from aidetect.serving import metrics
 from aidetect.serving.bundle import Bundle
@@ -38,6 +35,14 @@ from aidetect.serving.inputs import (
     Preprocess,
     RejectedInput,
     decode_request_inputs,
+)
+from aidetect.serving.kserve_compat import (
+    InferenceVerb,
+    InferOutput,
+    InferRequest,
+    InferResponse,
+    InvalidInput,
+    Model,
 )
 
 log = logging.getLogger(__name__)
@@ -146,8 +151,7 @@ class AidetectPredictor(Model):
             self.load()
         cfg = getattr(self, "serving_config", None)
         if cfg is not None:  # a spawned REST worker: its fresh KServe app needs our routes too
-            from kserve import model_server
-
+            from aidetect.serving.kserve_compat import model_server
             from aidetect.serving.server import install_routes, make_inference_log
 
             self.inference_log = make_inference_log(cfg, self.bundle, self.name)

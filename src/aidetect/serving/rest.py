@@ -14,12 +14,18 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request, Response
-from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
-from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
-from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
 from aidetect.serving import metrics
 from aidetect.serving.inputs import RejectedInput
+from aidetect.serving.kserve_compat import (
+    INFERENCE_CONTENT_LENGTH_HEADER,
+    InferInput,
+    InferRequest,
+    InvalidInput,
+    ModelNotFound,
+    ModelNotReady,
+    RequestedOutput,
+)
 
 
 def _bad(message: str) -> RejectedInput:

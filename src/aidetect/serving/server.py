@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 from aidetect.serving.config import ServingConfig
@@ -54,10 +53,9 @@ def make_inference_log(cfg: ServingConfig, bundle: Any, name: str) -> Any:
 
 def install_routes(app: Any, predictor: Any, cfg: ServingConfig) -> None:
     """Our REST additions on KServe's FastAPI app: guard middleware, infer route, richer metadata."""
-    from kserve.errors import ModelNotFound
-
     from aidetect.serving import metrics
     from aidetect.serving.guard import GuardMiddleware
+    from aidetect.serving.kserve_compat import ModelNotFound
     from aidetect.serving.logs import configure_server_logging
     from aidetect.serving.rest import install_infer_route
 
@@ -90,13 +88,8 @@ def install_routes(app: Any, predictor: Any, cfg: ServingConfig) -> None:
 
 def run_server(model_uri: str, cfg: ServingConfig) -> None:
     """Load the bundle and serve it until SIGTERM/SIGINT (flushing the inference log on the way out)."""
-    # KServe parses sys.argv when imported; keep our own flags away from its parser.
-    argv, sys.argv = sys.argv, sys.argv[:1]
-    try:
-        import kserve
-        from kserve import model_server
-    finally:
-        sys.argv = argv
+    from aidetect.serving.kserve_compat import kserve, model_server
+
     model_server.args.grpc_max_receive_message_length = cfg.max_request_bytes
     model_server.args.grpc_max_send_message_length = max(cfg.max_request_bytes, 4 * 1024 * 1024)
 
