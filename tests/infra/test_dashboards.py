@@ -154,22 +154,43 @@ def test_cronworkflows_run_the_drift_check_and_the_periodic_retrain(rendered: li
     assert "--model" in container["args"] and "--since" in container["args"]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["AIDETECT_DRIFT__PUSHGATEWAY_URL"].startswith("http://")
-    assert env["AIDETECT_DRIFT__RETRAIN__STATE_URI"].startswith("s3://")
+    # Bucket URIs are per account: Ansible writes them into the ConfigMap both workflows read.
+    storage_keys = _ansible_storage_configmap_keys()
+    assert {
+        "AIDETECT_DRIFT__LOG_URI",
+        "AIDETECT_DRIFT__REPORTS_URI",
+        "AIDETECT_DRIFT__RETRAIN__STATE_URI",
+        "AIDETECT_DRIFT__RETRAIN__DATA_URI",
+    } <= storage_keys
     from aidetect.monitoring.config import load_drift_config
 
-    retrain_env = {
-        "command": env["AIDETECT_DRIFT__RETRAIN__COMMAND"],
-        "data_uri": env["AIDETECT_DRIFT__RETRAIN__DATA_URI"],
-    }
+    retrain_env = {"command": env["AIDETECT_DRIFT__RETRAIN__COMMAND"], "data_uri": "s3://bucket/labelled"}
     env_cfg = load_drift_config(overrides={"retrain": retrain_env})
     assert env_cfg.retrain.command[:4] == ["aidetect", "pipeline", "submit", "training"]
-    assert "{data_uri}" in env_cfg.retrain.command and env_cfg.retrain.data_uri.startswith("s3://")
+    assert "{data_uri}" in env_cfg.retrain.command
     retrain = crons["aidetect-periodic-retrain"]["spec"]
     assert retrain["workflowSpec"]["templates"][0]["container"]["command"][:3] == [
         "aidetect",
         "pipeline",
         "submit",
     ]
+    retrain_args = retrain["workflowSpec"]["templates"][0]["container"]["args"]
+    data_arg = retrain_args[retrain_args.index("--data") + 1]
+    assert data_arg.startswith("$(") and data_arg[2:-1] in storage_keys  # expanded from the ConfigMap
     for spec in (drift, retrain):
         c = spec["workflowSpec"]["templates"][0]["container"]
+        assert {"configMapRef": {"name": STORAGE_CONFIGMAP}} in c["envFrom"]
         assert c["securityContext"]["readOnlyRootFilesystem"] and c["resources"]["limits"]
+
+
+STORAGE_CONFIGMAP = "aidetect-platform-storage"
+
+
+def _ansible_storage_configmap_keys() -> set[str]:
+    """Keys of the storage ConfigMap the kube_prometheus_stack role writes from the Terraform outputs."""
+    tasks = yaml.safe_load((REPO / "ansible/roles/kube_prometheus_stack/tasks/main.yml").read_text())
+    for task in tasks:
+        definition = (task.get("kubernetes.core.k8s") or {}).get("definition")
+        if isinstance(definition, dict) and definition["metadata"]["name"] == STORAGE_CONFIGMAP:
+            return set(definition["data"])
+    raise AssertionError(f"no Ansible task writes the {STORAGE_CONFIGMAP} ConfigMap")
