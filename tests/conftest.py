@@ -46,17 +46,40 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+def point_s3_at(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str, key: str = "testing", secret: str = "testing"
+) -> None:
+    """Point boto3 (and so aidetect.storage) at ``endpoint`` with the given credentials."""
+    from aidetect import storage
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    storage._client.cache_clear()
+
+
 @pytest.fixture
-def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Point boto3 (and so aidetect.storage) at the loopback S3 server with test credentials."""
     from aidetect import storage
 
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    point_s3_at(monkeypatch, s3_endpoint)
+    yield s3_endpoint
     storage._client.cache_clear()
-    return s3_endpoint
+
+
+@pytest.fixture
+def s3_unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An S3 endpoint on a closed loopback port, one attempt and a short connect timeout."""
+    from aidetect import storage
+
+    monkeypatch.setenv("AIDETECT_S3_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("AIDETECT_S3_CONNECT_TIMEOUT", "1")
+    endpoint = f"http://127.0.0.1:{servers.free_port()}"
+    point_s3_at(monkeypatch, endpoint)
+    yield endpoint
+    storage._client.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ from aidetect.data.validation import ValidationConfig, validate_version
 from aidetect.data.validation_report import write_reports
 from aidetect.data.versions import ingest, list_versions, open_version
 from aidetect.errors import DataError, ServiceUnavailableError, StorageError
+from tests.conftest import point_s3_at
 from tests.helpers import servers
 from tests.unit.test_data_sources import hf_table
 from tests.unit.test_data_versions import png
@@ -120,13 +121,7 @@ def test_partial_s3_version_without_marker_is_invisible(s3_env: str, tmp_path: P
         open_version("deadbeef", "s3://partial/ds")
 
 
-def test_unreachable_endpoint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{servers.free_port()}")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AIDETECT_S3_MAX_ATTEMPTS", "1")
-    storage._client.cache_clear()
+def test_unreachable_endpoint(s3_unreachable: str, tmp_path: Path) -> None:
     with pytest.raises(ServiceUnavailableError, match="S3 endpoint unreachable"):
         ingest("s3://bucket/prefix", root=str(tmp_path / "ds"))
     result = CliRunner().invoke(
@@ -134,7 +129,6 @@ def test_unreachable_endpoint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     )
     assert result.exit_code != 0 and result.output.startswith("error: S3 endpoint unreachable")
     assert "Traceback" not in result.output
-    storage._client.cache_clear()
 
 
 def test_access_denied(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -143,11 +137,7 @@ def test_access_denied(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{port}"
     cmd = [servers.tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)]
     with servers.running(cmd, url, tmp_path / "moto-auth.log", env={"INITIAL_NO_AUTH_ACTION_COUNT": "1"}):
-        monkeypatch.setenv("AWS_ENDPOINT_URL", url)
-        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNKEY000000")
-        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        storage._client.cache_clear()
+        point_s3_at(monkeypatch, url, key="AKIAUNKNOWNKEY000000", secret="wrong")
         try:
             with pytest.raises(StorageError, match="access denied to s3://locked/data"):
                 ingest("s3://locked/data", root=str(tmp_path / "ds"))

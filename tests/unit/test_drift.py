@@ -104,23 +104,11 @@ def test_window_with_missing_columns_names_them(tmp_path: Path) -> None:
         read_window(str(tmp_path), "det", since=timedelta(hours=1), until=NOW, columns=FEATURE_COLUMNS)
 
 
-def test_window_from_unreachable_stores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_window_from_unreachable_stores(tmp_path: Path, s3_unreachable: str) -> None:
     with pytest.raises(StorageError, match="inference log root not found"):
         read_window(str(tmp_path / "nowhere"), "det", since=timedelta(hours=1))
-    from aidetect import storage
-    from tests.helpers.servers import free_port
-
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    monkeypatch.setenv("AIDETECT_S3_MAX_ATTEMPTS", "1")
-    monkeypatch.setenv("AIDETECT_S3_CONNECT_TIMEOUT", "1")
-    storage._client.cache_clear()
-    try:
-        with pytest.raises(ServiceUnavailableError, match="unreachable"):
-            read_window("s3://logs/inference", "det", since=timedelta(hours=1))
-    finally:
-        storage._client.cache_clear()
+    with pytest.raises(ServiceUnavailableError, match="unreachable"):
+        read_window("s3://logs/inference", "det", since=timedelta(hours=1))
 
 
 # -- the verdict rule --------------------------------------------------------------------------------
