@@ -64,8 +64,8 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     num_workers: int = 0
     device: str = "auto"  # auto | cpu | cuda
-    amp: bool = True  # mixed precision on CUDA (ignored on CPU)
-    channels_last: bool = True  # on CUDA
+    amp: bool = True  # mixed precision: CUDA (bf16/fp16), or bf16 on a CPU that has it natively
+    channels_last: bool = True  # memory layout on CUDA, and on the CPU together with bf16
     threads: int = 0  # torch CPU threads; 0 = torch default
     checkpoint_every_steps: int = 0  # also save resumable state inside an epoch; 0 = epoch ends only
     max_train_images: int = 0  # cap per epoch for smoke runs; 0 = all

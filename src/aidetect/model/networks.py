@@ -18,7 +18,7 @@ from aidetect.errors import ConfigError
 
 # compact variants: (stem width, stage widths, blocks per stage, stride of each stage's first block).
 # "compact" (~11 M multiply-adds at 32 px) is sized for CPU training and sub-millisecond CPU inference;
-# "compact_l" keeps a full-resolution stage and is meant for a GPU.
+# "compact_l" (~62 M multiply-adds) keeps a full-resolution stage: the CIFAKE preset on a bf16 CPU or a GPU.
 _COMPACT: dict[str, tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...]]] = {
     "compact": (16, (32, 64, 128), (1, 1, 1), (2, 2, 2)),
     "compact_s": (16, (24, 48, 96), (1, 1, 1), (2, 2, 2)),

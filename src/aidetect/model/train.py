@@ -116,11 +116,34 @@ def _schedule(total_steps: int, warmup_steps: int) -> Any:
     return factor
 
 
+def cpu_has_native_bf16() -> bool:
+    """True when oneDNN runs bf16 convolutions in hardware (AVX512-BF16 or AMX), not emulated."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
+        return False
+
+
+def uses_amp(device: torch.device, cfg: TrainConfig) -> bool:
+    """Mixed precision for training steps: CUDA (bf16 or fp16), or a CPU with native bf16."""
+    if not cfg.amp:
+        return False
+    return device.type == "cuda" or cpu_has_native_bf16()
+
+
+def uses_channels_last(device: torch.device, cfg: TrainConfig) -> bool:
+    """channels_last pays off on CUDA and, with bf16 oneDNN kernels, on the CPU."""
+    return cfg.channels_last and (device.type == "cuda" or uses_amp(device, cfg))
+
+
 def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
-    if device.type == "cuda" and enabled:
+    if not enabled:
+        return contextlib.nullcontext()
+    if device.type == "cuda":
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
+    return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
 @torch.no_grad()
@@ -252,14 +275,14 @@ def _setup(
     cfg: TrainConfig, num_classes: int, n_train: int, device: torch.device, d: _Dist, state_path: Path
 ) -> _Loop:
     model = build_model(cfg.arch, num_classes, cfg.input_size, weights=cfg.weights or None).to(device)
-    if device.type == "cuda" and cfg.channels_last:
+    if uses_channels_last(device, cfg):
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr)
     steps_per_epoch = len(epoch_batches(n_train, cfg.batch_size, cfg.seed, 0, d.rank, d.world))
     warmup = round(cfg.warmup_epochs * steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(steps_per_epoch * cfg.epochs, warmup))
-    use_amp = device.type == "cuda" and cfg.amp
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and not torch.cuda.is_bf16_supported())
+    fp16 = device.type == "cuda" and cfg.amp and not torch.cuda.is_bf16_supported()
+    scaler = torch.amp.GradScaler("cuda", enabled=fp16)  # bf16 needs no loss scaling
     return _Loop(model, optimizer, scheduler, scaler, state_path, time.monotonic())
 
 
@@ -428,7 +451,8 @@ def _run_epoch(
         generator=torch.Generator().manual_seed(cfg.seed + epoch),
     )
     loop.model.train()
-    use_amp = device.type == "cuda" and cfg.amp
+    use_amp = uses_amp(device, cfg)
+    channels_last = uses_channels_last(device, cfg)
     total, count = 0.0, 0
     bar = tqdm(
         total=len(batches),
@@ -440,10 +464,10 @@ def _run_epoch(
     )
     for step, (x, y) in enumerate(loader, start=start_step):
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        if device.type == "cuda" and cfg.channels_last:
+        if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(device, use_amp):
-            loss = loss_fn(loop.model(x), y)
+            loss = loss_fn(loop.model(x).float(), y)
         finite = torch.isfinite(loss.detach()).float()
         if d.world > 1:
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
