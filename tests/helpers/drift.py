@@ -71,8 +71,7 @@ def write_log(
         images = [Image.open(io.BytesIO(b)) for b in chunk]
         for img in images:
             img.load()
-        rgb = [img.convert("RGB") for img in images]
-        probs = scorer.predict(rgb)
+        probs = scorer.predict(chunk)
         labels = [scorer.labels[j] for j in probs.argmax(axis=1)]
         when = ts or datetime.now(UTC)
         log.submit(LoggedBatch(when, images, list(chunk), labels, probs))

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from aidetect.data.imaging import decode_rgb, to_model_input
+from aidetect.data.imaging import decode_for_model, to_model_input
 from aidetect.errors import DataError
 
 Transform = Callable[[Image.Image, np.random.Generator], Image.Image]
@@ -79,7 +79,7 @@ class ImageDataset(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        img = decode_rgb(self.images[i])
+        img = decode_for_model(self.images[i], self.input_size)
         if self.transform is not None:
             img = self.transform(img, np.random.default_rng([self.seed, self.epoch, i]))
         x = to_model_input(img, self.input_size, self.mean, self.std)

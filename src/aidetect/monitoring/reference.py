@@ -20,11 +20,10 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from aidetect import storage
 from aidetect.data.features import FEATURE_COLUMNS, image_features
-from aidetect.data.imaging import ImageDecodeError, decode_rgb, to_model_input
+from aidetect.data.imaging import ImageDecodeError, decode_rgb, model_input_from_bytes
 from aidetect.errors import DataError, ServiceUnavailableError, StorageError
 
 ARTIFACT_PATH = "reference"
@@ -38,7 +37,7 @@ class Scorer(Protocol):
     labels: list[str]
     positive_label: str | None
 
-    def predict(self, images: Sequence[Image.Image]) -> np.ndarray:  # [N, C]
+    def predict(self, encoded: Sequence[bytes]) -> np.ndarray:  # [N, C]
         ...
 
 
@@ -56,12 +55,12 @@ class BundleScorer:
         self.batch_size = batch_size
         self._classify = OnnxClassifier(bundle)
 
-    def predict(self, images: Sequence[Image.Image]) -> np.ndarray:
+    def predict(self, encoded: Sequence[bytes]) -> np.ndarray:
         s = self.spec
         out = []
-        for i in range(0, len(images), self.batch_size):
-            chunk = images[i : i + self.batch_size]
-            x = np.stack([to_model_input(img, s.input_size, s.mean, s.std) for img in chunk])
+        for i in range(0, len(encoded), self.batch_size):
+            chunk = encoded[i : i + self.batch_size]
+            x = np.stack([model_input_from_bytes(b, s.input_size, s.mean, s.std) for b in chunk])
             out.append(self._classify(x))
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
 
@@ -106,7 +105,7 @@ def profile_images(
     """Features (+ predictions) of ``(row, image_bytes)`` items; returns the frame and the skip count."""
     records: list[dict[str, Any]] = []
     frames: list[pd.DataFrame] = []
-    images: list[Image.Image] = []
+    images: list[bytes] = []
     skipped = 0
 
     def flush() -> None:
@@ -129,7 +128,7 @@ def profile_images(
         records.append(
             {"sha256": row.get("sha256", ""), "true_label": row.get("label", ""), **image_features(img, data)}
         )
-        images.append(img)
+        images.append(data)
         if len(records) >= batch:
             flush()
     flush()

@@ -27,6 +27,7 @@ from PIL import Image
 
 from aidetect import storage
 from aidetect.data.features import FEATURE_COLUMNS, image_features
+from aidetect.data.imaging import decode_rgb
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class LoggedBatch:
     ts: datetime
-    images: Sequence[Image.Image]
+    images: Sequence[Image.Image | None]  # None: decode ``encoded`` (on the writer thread)
     encoded: Sequence[bytes | None]
     labels: Sequence[str]
     probabilities: np.ndarray  # [N, C]
@@ -105,7 +106,12 @@ class InferenceLog:
             for j, name in enumerate(self.class_labels):
                 row[f"p_{name}"] = float(probs[j])
             try:
-                row.update(image_features(batch.images[i], batch.encoded[i]))
+                img, encoded = batch.images[i], batch.encoded[i]
+                if img is None and encoded is not None:
+                    img = decode_rgb(encoded)
+                if img is None:
+                    raise ValueError("neither the image nor its encoded bytes were logged")
+                row.update(image_features(img, encoded))
             except Exception as exc:  # a feature failure must not lose the prediction row
                 log.warning("image features failed: %s", exc)
                 row.update(dict.fromkeys(FEATURE_COLUMNS, float("nan")))

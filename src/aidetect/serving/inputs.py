@@ -55,7 +55,8 @@ class Batch:
     """Model input plus what the inference log needs per image."""
 
     x: np.ndarray  # float32 [N, 3, S, S]
-    images: list[Image.Image] = field(default_factory=list)  # as received (RGB), for features
+    # as received (RGB), for features; None where only ``encoded`` is kept (decoded when logged)
+    images: list[Image.Image | None] = field(default_factory=list)
     encoded: list[bytes | None] = field(default_factory=list)
 
 
@@ -184,15 +185,15 @@ def decode_images(inp: Any, pre: Preprocess, limits: Limits) -> Batch:
         msg = f"input '{inp.name}': shape says {shape[0]} elements but the data holds {len(elements)}"
         raise RejectedInput(msg, "bad_shape")
     x = np.empty((len(elements), 3, pre.input_size, pre.input_size), np.float32)
-    images = []
     for i, data in enumerate(elements):
         try:
-            img = imaging.decode_rgb(data, limits.max_image_pixels)
+            x[i] = imaging.model_input_from_bytes(
+                data, pre.input_size, pre.mean, pre.std, limits.max_image_pixels
+            )
         except imaging.ImageDecodeError as exc:
             raise RejectedInput(f"input '{inp.name}' element {i}: {exc}", exc.reason) from None
-        x[i] = imaging.to_model_input(img, pre.input_size, pre.mean, pre.std)
-        images.append(img)
-    return Batch(x=x, images=images, encoded=list(elements))
+    # decoded only as finely as the model needs: the inference log decodes its own full-size copy
+    return Batch(x=x, images=[None] * len(elements), encoded=list(elements))
 
 
 def decode_pixels(inp: Any, pre: Preprocess, limits: Limits) -> Batch:
