@@ -301,6 +301,11 @@ def main() -> None:
     ap.add_argument("--arch", default="compact", help="architecture when no checkpoint is given")
     ap.add_argument("--input-size", type=int, default=32)
     ap.add_argument("--checkpoint", default=None, help="benchmark this checkpoint instead of a fresh model")
+    ap.add_argument(
+        "--bundle",
+        default=None,
+        help="serve this bundle (what `aidetect optimize` chose) instead of an fp32 export of the checkpoint",
+    )
     ap.add_argument("--serve-args", default="", help="extra flags for aidetect serve, e.g. '--threads 1'")
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument(
@@ -317,6 +322,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aidetect-bench-") as tmp:
         work = Path(tmp)
         checkpoint, bundle = build_model_files(work, args.arch, args.input_size, args.checkpoint)
+        bundle = Path(args.bundle) if args.bundle else bundle
         port = free_port()
         ours = start(
             [sys.executable, "-m", "aidetect.cli", "serve", "--model", str(bundle), "--http-port", str(port),

@@ -89,3 +89,46 @@ def _wait_tcp(port: int, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def tiny_bundle(out: Path, weights: list[list[float]] | None = None, threshold: float = 0.5) -> Path:
+    """GlobalAveragePool -> Flatten -> Gemm: logits = W @ mean_rgb, built with onnx.helper (no torch)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from aidetect.serving.bundle import BundleSpec, write_bundle
+
+    w = np.asarray(weights or [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], np.float32)  # REAL ~ red, FAKE ~ blue
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["flat"]),
+            helper.make_node("Gemm", ["flat", "W"], ["logits"], transB=1),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 2])],
+        [helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.flatten().tolist())],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
+    spec = BundleSpec(
+        model_name="tiny",
+        model_version="3",
+        labels=["REAL", "FAKE"],
+        positive_label="FAKE",
+        input_size=8,
+        mean=[0.0, 0.0, 0.0],
+        std=[1.0, 1.0, 1.0],
+        threshold=threshold,
+        variant="fp32",
+        dataset_version="ds1",
+    )
+    onnx.checker.check_model(model)
+    return write_bundle(out, model.SerializeToString(), spec)
+
+
+def solid(rgb: tuple[int, int, int]) -> bytes:
+    """A 16x12 PNG of one colour (the tiny bundle maps red to REAL and blue to FAKE)."""
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 12), rgb).save(buf, "PNG")
+    return buf.getvalue()

@@ -10,43 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers.serving import jpeg
-
-
-def tiny_bundle(out: Path, weights: list[list[float]] | None = None, threshold: float = 0.5) -> Path:
-    """GlobalAveragePool -> Flatten -> Gemm: logits = W @ mean_rgb, built with onnx.helper (no torch)."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    from aidetect.serving.bundle import BundleSpec, write_bundle
-
-    w = np.asarray(weights or [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], np.float32)  # REAL ~ red, FAKE ~ blue
-    graph = helper.make_graph(
-        [
-            helper.make_node("GlobalAveragePool", ["input"], ["pooled"]),
-            helper.make_node("Flatten", ["pooled"], ["flat"]),
-            helper.make_node("Gemm", ["flat", "W"], ["logits"], transB=1),
-        ],
-        "tiny",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 2])],
-        [helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.flatten().tolist())],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
-    spec = BundleSpec(
-        model_name="tiny",
-        model_version="3",
-        labels=["REAL", "FAKE"],
-        positive_label="FAKE",
-        input_size=8,
-        mean=[0.0, 0.0, 0.0],
-        std=[1.0, 1.0, 1.0],
-        threshold=threshold,
-        variant="fp32",
-        dataset_version="ds1",
-    )
-    onnx.checker.check_model(model)
-    return write_bundle(out, model.SerializeToString(), spec)
+from tests.helpers.serving import jpeg, solid, tiny_bundle
 
 
 def _request(images: list[bytes], name: str = "image"):
@@ -55,16 +19,6 @@ def _request(images: list[bytes], name: str = "image"):
     inp = InferInput(name, [len(images)], "BYTES")
     inp.set_data_from_numpy(np.array(images, dtype=np.object_), binary_data=True)
     return InferRequest("tiny", [inp], request_id="r1")
-
-
-def _solid(rgb: tuple[int, int, int]) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (16, 12), rgb).save(buf, "PNG")
-    return buf.getvalue()
 
 
 @pytest.fixture
@@ -78,7 +32,7 @@ def predictor(tmp_path: Path):
 
 
 def test_outputs_labels_and_threshold(predictor) -> None:
-    res, _ = asyncio.run(predictor(_request([_solid((255, 0, 0)), _solid((0, 0, 255))])))
+    res, _ = asyncio.run(predictor(_request([solid((255, 0, 0)), solid((0, 0, 255))])))
     assert res.id == "r1" and res.model_version == "3"
     out = {o.name: o for o in res.outputs}
     probs = out["probabilities"].data
@@ -96,7 +50,7 @@ def test_threshold_moves_the_label(tmp_path: Path) -> None:
 
     p = AidetectPredictor(load_bundle(tiny_bundle(tmp_path / "b", threshold=0.2)))
     p.load()
-    res, _ = asyncio.run(p(_request([_solid((255, 0, 0))])))  # p(fake) = 0.269 >= 0.2
+    res, _ = asyncio.run(p(_request([solid((255, 0, 0))])))  # p(fake) = 0.269 >= 0.2
     assert res.outputs[1].data[0] == b"FAKE"
 
 
@@ -161,8 +115,8 @@ def test_predictor_survives_pickling_into_a_worker_process(tmp_path: Path) -> No
     p.load()
     clone = pickle.loads(pickle.dumps(p))
     assert clone.ready and clone.classifier is not None and clone.classifier is not p.classifier
-    request = _request([_solid((0, 0, 255))])
+    request = _request([solid((0, 0, 255))])
     a = asyncio.run(p(request))[0].outputs[0].data
-    b = asyncio.run(clone(_request([_solid((0, 0, 255))])))[0].outputs[0].data
+    b = asyncio.run(clone(_request([solid((0, 0, 255))])))[0].outputs[0].data
     np.testing.assert_array_equal(a, b)
     assert clone.guard.bucket.take("k") == 0.0  # the rebuilt bucket works (fresh lock)

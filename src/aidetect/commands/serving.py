@@ -21,6 +21,9 @@ from aidetect.errors import AidetectError
 @click.option("--no-grpc", is_flag=True, default=False, help="REST only.")
 @click.option("--workers", type=int, default=None, help="REST worker processes.")
 @click.option("--threads", "intra_op_threads", type=int, default=None, help="onnxruntime threads (0: auto).")
+@click.option(
+    "--infer-threads", type=int, default=None, help="Request threads beside the event loop (0: on the loop)."
+)
 @click.option("--max-batch", type=int, default=None)
 @click.option("--max-image-pixels", type=int, default=None)
 @click.option("--max-request-bytes", type=int, default=None)

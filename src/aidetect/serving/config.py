@@ -21,6 +21,8 @@ class ServingConfig:
     # onnxruntime threads per inference call; 1 suits many small concurrent requests (parallelism comes
     # from the executor threads); raise it for large models at low concurrency; 0: onnxruntime's default
     intra_op_threads: int = 1
+    # threads that decode and run requests, beside the event loop; 0: run them on the event loop itself
+    infer_threads: int = 4
     # limits
     max_request_bytes: int = 64 * 1024 * 1024
     max_image_pixels: int = 40_000_000
@@ -50,6 +52,8 @@ class ServingConfig:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
         if self.intra_op_threads < 0:
             raise ConfigError("intra_op_threads: must be >= 0")
+        if self.infer_threads < 0:
+            raise ConfigError(f"infer_threads: must be >= 0, got {self.infer_threads}")
         if self.inference_log_flush_rows < 1 or self.inference_log_queue_size < 1:
             raise ConfigError("inference_log_flush_rows: must be at least 1")
         if self.inference_log_flush_seconds <= 0:

@@ -14,6 +14,7 @@ import os
 import random
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,12 +107,15 @@ class AidetectPredictor(Model):
         intra_op_threads: int = 0,
         inference_log: InferenceLog | None = None,
         guard: Guard | None = None,
+        infer_threads: int = 1,
     ) -> None:
         super().__init__(name or bundle.spec.model_name)
         self.bundle = bundle
         self.spec = bundle.spec
         self.limits = limits or Limits()
         self.intra_op_threads = intra_op_threads
+        self.infer_threads = infer_threads
+        self._executor: ThreadPoolExecutor | None = None
         self.inference_log = inference_log
         self.guard = guard
         self.pre = Preprocess(self.spec.input_size, tuple(self.spec.mean), tuple(self.spec.std))
@@ -122,6 +126,8 @@ class AidetectPredictor(Model):
     # -- lifecycle ---------------------------------------------------------------------------------
     def load(self) -> bool:
         self.classifier = OnnxClassifier(self.bundle, self.intra_op_threads)
+        if self.infer_threads and self._executor is None:
+            self._executor = ThreadPoolExecutor(self.infer_threads, thread_name_prefix="aidetect-infer")
         s = self.spec.input_size
         self.classifier(np.zeros((1, 3, s, s), np.float32))  # warm-up: first run allocates
         metrics.set_model_info(
@@ -137,12 +143,15 @@ class AidetectPredictor(Model):
     def stop(self) -> None:
         if self.inference_log is not None:
             self.inference_log.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
         super().stop()
 
     def __getstate__(self) -> dict[str, Any]:  # REST workers > 1 pickle the model into each process
         state = dict(self.__dict__)
         state["classifier"] = None
         state["inference_log"] = None
+        state["_executor"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -245,8 +254,11 @@ class AidetectPredictor(Model):
         if self.fault_error_rate and random.random() < self.fault_error_rate:
             raise InjectedFault(f"injected fault ({FAULT_ERROR_RATE_ENV}={self.fault_error_rate})")
         self._check_requested_outputs(payload)
-        loop = asyncio.get_running_loop()
-        batch, probs = await loop.run_in_executor(None, self._infer_sync, payload)
+        if self._executor is None:  # infer_threads 0: decode and run on the event loop
+            batch, probs = self._infer_sync(payload)
+        else:
+            loop = asyncio.get_running_loop()
+            batch, probs = await loop.run_in_executor(self._executor, self._infer_sync, payload)
         labels, p_fake = self._labels(probs)
         metrics.observe_predictions(self.name, labels, None if p_fake is None else p_fake.tolist())
         if self.inference_log is not None:

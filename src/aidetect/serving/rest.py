@@ -1,21 +1,22 @@
-"""REST ``POST /v2/models/{name}/infer`` with the binary tensor data extension done right.
+"""REST ``POST /v2/models/{name}/infer`` with the binary tensor data extension done right, and fast.
 
 KServe 0.21's own REST handler turns binary BYTES inputs into UTF-8 strings, which fails for encoded
-images (HTTP 500). This route, registered ahead of KServe's, parses the JSON header and the binary
-section itself (bounds-checked, errors as HTTP 400 naming the input) and then hands the request to the
-model (a ``kserve.Model``); encoding and error handlers are KServe's. The route only needs the
-predictor, so it can be installed in every REST worker process.
+images (HTTP 500). :class:`InferEndpoint`, an ASGI layer in front of KServe's app, parses the JSON
+header and the binary section itself (bounds-checked, errors as HTTP 400 naming the input) and hands
+the request to the model (a ``kserve.Model``). It only needs the predictor, so it can be installed in
+every REST worker process.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request, Response
 
 from aidetect.serving import metrics
+from aidetect.serving.guard import ASGIApp, Receive, Scope, Send
 from aidetect.serving.inputs import RejectedInput
 from aidetect.serving.kserve_compat import (
     INFERENCE_CONTENT_LENGTH_HEADER,
@@ -26,6 +27,8 @@ from aidetect.serving.kserve_compat import (
     ModelNotReady,
     RequestedOutput,
 )
+
+log = logging.getLogger(__name__)
 
 
 def _bad(message: str) -> RejectedInput:
@@ -92,29 +95,95 @@ def parse_infer_request(body: bytes, headers: dict[str, str], model_name: str) -
     )
 
 
-def install_infer_route(app: FastAPI, predictor: Any) -> None:
-    """Register the V2 infer route for ``predictor`` on ``app`` (ahead of KServe's own, so it matches)."""
+class InferEndpoint:
+    """Raw ASGI handler for ``POST /v2/models/{name}/infer``; every other request goes on to ``app``.
 
-    async def infer(model_name: str, request: Request) -> Response:
+    It runs ahead of KServe's FastAPI stack (routing, timing middleware, dependency injection, request
+    objects), which costs more per request than a small model's inference; the model call itself
+    (``predictor(...)``: KServe's pre/post hooks and metrics, our limits and metrics) and the V2
+    response encoding (``InferResponse.to_rest``) stay KServe's. Errors are answered the way KServe's
+    handlers answer them: ``{"error": message}`` with 400 (client error), 404, 503 or 500.
+    """
+
+    PREFIX, SUFFIX = "/v2/models/", "/infer"
+
+    def __init__(self, app: ASGIApp, predictor: Any) -> None:
+        self.app = app
+        self.predictor = predictor
+
+    def _model_name(self, scope: Scope) -> str | None:
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            return None
+        path: str = scope.get("path", "")
+        if not (path.startswith(self.PREFIX) and path.endswith(self.SUFFIX)):
+            return None
+        name = path[len(self.PREFIX) : -len(self.SUFFIX)]
+        return name if name and "/" not in name else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        model_name = self._model_name(scope)
+        if model_name is None:
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client went away
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        try:
+            status, payload, extra = await self._infer(model_name, body, headers)
+        except Exception as exc:  # the handler of last resort: never drop the connection
+            log.exception("inference failed")
+            status, payload, extra = _error(500, f"{type(exc).__name__} : {exc}")
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-length", str(len(payload)).encode()), *extra],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    async def _infer(
+        self, model_name: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         start = time.perf_counter()
-        body = await request.body()
-        headers = dict(request.headers)
+        predictor = self.predictor
         try:
             infer_request = parse_infer_request(body, headers, model_name)
         except InvalidInput as exc:
             if isinstance(exc, RejectedInput):
                 metrics.reject(model_name, exc.code)
             metrics.observe_request(model_name, "rest", metrics.CLIENT_ERROR, time.perf_counter() - start)
-            raise
+            return _error(400, str(exc))
         if model_name != predictor.name:
-            raise ModelNotFound(model_name)
+            return _error(404, str(ModelNotFound(model_name)))
         if not predictor.ready:
-            raise ModelNotReady(model_name)
-        response, _ = await predictor(infer_request, headers)
+            return _error(503, str(ModelNotReady(model_name)))
+        try:
+            response, _ = await predictor(infer_request, headers)
+        except InvalidInput as exc:
+            return _error(400, str(exc))
         encoded, json_length = response.to_rest()
         if json_length is not None:  # binary outputs follow the JSON header
-            headers_out = {INFERENCE_CONTENT_LENGTH_HEADER: str(json_length)}
-            return Response(encoded, headers=headers_out, media_type="application/octet-stream")
-        return Response(orjson.dumps(encoded), media_type="application/json")
+            length = str(json_length).encode()
+            return 200, encoded, [(b"content-type", b"application/octet-stream"), (_JSON_LENGTH, length)]
+        return 200, orjson.dumps(encoded, option=orjson.OPT_SERIALIZE_NUMPY), [_JSON]
 
-    app.add_api_route("/v2/models/{model_name}/infer", infer, methods=["POST"], response_model=None)
+
+_JSON = (b"content-type", b"application/json")
+_JSON_LENGTH = INFERENCE_CONTENT_LENGTH_HEADER.lower().encode()
+
+
+def _error(status: int, message: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    return status, orjson.dumps({"error": message}), [_JSON]
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)

@@ -28,6 +28,7 @@ def build_predictor(model_uri: str, cfg: ServingConfig) -> Any:
         name=name,
         limits=Limits(max_batch=cfg.max_batch, max_image_pixels=cfg.max_image_pixels),
         intra_op_threads=cfg.intra_op_threads,
+        infer_threads=cfg.infer_threads,
         inference_log=make_inference_log(cfg, bundle, name),
         guard=guard,
     )
@@ -52,22 +53,30 @@ def make_inference_log(cfg: ServingConfig, bundle: Any, name: str) -> Any:
 
 
 def install_routes(app: Any, predictor: Any, cfg: ServingConfig) -> None:
-    """Our REST additions on KServe's FastAPI app: guard middleware, infer route, richer metadata."""
+    """Our REST layers on KServe's FastAPI app: the guard and the fast infer endpoint in front of
+    everything, and richer model metadata. Idempotent per app (REST workers call it again)."""
     from aidetect.serving import metrics
     from aidetect.serving.guard import GuardMiddleware
     from aidetect.serving.kserve_compat import ModelNotFound
     from aidetect.serving.logs import configure_server_logging
-    from aidetect.serving.rest import install_infer_route
+    from aidetect.serving.rest import InferEndpoint
 
-    app.add_middleware(
-        GuardMiddleware,
-        guard=predictor.guard,
-        max_body=cfg.max_request_bytes,
-        on_reject=lambda reason: metrics.reject(predictor.name, reason),
-        # KServe (re)configures logging in each REST worker before serving: apply ours after it
-        on_start=lambda: configure_server_logging(cfg.access_log),
-    )
-    install_infer_route(app, predictor)
+    if getattr(app.state, "aidetect_routes", False):
+        return
+    app.state.aidetect_routes = True
+    build_stack = app.build_middleware_stack
+
+    def outermost() -> Any:  # Starlette builds the stack once, on the first event
+        return GuardMiddleware(
+            InferEndpoint(build_stack(), predictor),
+            guard=predictor.guard,
+            max_body=cfg.max_request_bytes,
+            on_reject=lambda reason: metrics.reject(predictor.name, reason),
+            # KServe (re)configures logging in each REST worker before serving: apply ours after it
+            on_start=lambda: configure_server_logging(cfg.access_log),
+        )
+
+    app.build_middleware_stack = outermost
 
     async def model_metadata(model_name: str) -> dict[str, Any]:
         if model_name != predictor.name:
