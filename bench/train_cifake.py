@@ -1,8 +1,10 @@
 """Benchmark: CIFAKE (training zip only) -> dataset version -> train -> evaluate + gates -> register.
 
 Holds out val (model selection, threshold) and test (reported numbers) splits of the zip by content
-hash. Reports accuracy/F1 on test, minutes to 95 % val accuracy and to the best epoch, and CPU
-inference latency of the trained network (torch and onnxruntime, 1 and 2 threads).
+hash. Reports accuracy/F1 on test, minutes to 95 % val accuracy and to the best epoch, the serving
+bundle `aidetect optimize` builds for the registered version (fp32 / fp32-opt / int8, parity and
+latency of each), and CPU inference latency of the trained network (torch and onnxruntime fp32,
+1 and 2 threads).
 
     nice -n 5 .venv/bin/python bench/train_cifake.py --home bench/results/cifake-home \
         --out bench/results/cifake-run [--preset cifake-cpu] [--resume]
@@ -146,7 +148,13 @@ def main() -> int:
         for name, groups in report["slices"].items()
     }
     if report["gates"]["passed"] and not args.skip_register and (out / "train" / "run.json").exists():
-        summary["registered"] = register_step(str(out / "train"), str(out / "eval"))
+        summary["registered"] = reg = register_step(str(out / "train"), str(out / "eval"))
+        # the serving bundle, as `aidetect optimize` builds it: variants parity-checked, timed, fastest kept
+        from aidetect.model.optimize import optimize
+
+        opt = optimize(f"models:/{reg['name']}/{reg['version']}", ing.version_id, str(out / "bundle"))
+        print(opt.table(), flush=True)
+        summary["optimize"] = opt.to_dict()
     summary["latency"] = _latency(str(out / "eval" / "model.pt"), out)
     summary["total_minutes"] = round((time.monotonic() - t0) / 60, 1)
     (out / "bench.json").write_text(json.dumps(summary, indent=2, default=str))
