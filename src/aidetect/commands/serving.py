@@ -160,7 +160,8 @@ def explain(
     out.mkdir(parents=True, exist_ok=True)
     for path in images:
         try:
-            exp = cam.explain(imaging.decode_rgb(_read_image(path), max_image_pixels), target)
+            data = _read_image(path)
+            exp = cam.explain(imaging.decode_rgb(data, max_image_pixels), target, data)
         except ValueError as exc:
             raise AidetectError(str(exc)) from None
         dest = out / f"{Path(path).stem}.gradcam.png"

@@ -121,12 +121,18 @@ class GradCam:
         model, meta = load_checkpoint(uri)
         return cls(model, meta)
 
-    def explain(self, img: Image.Image, target: str | None = None) -> Explanation:
+    def explain(
+        self, img: Image.Image, target: str | None = None, encoded: bytes | None = None
+    ) -> Explanation:
+        """Grad-CAM of ``img``; with ``encoded`` (its bytes) the model input is decoded as the server does."""
         if target is not None and target not in self.labels:
             raise ValueError(f"target {target!r} is not one of {self.labels}")
-        x = torch.from_numpy(imaging.to_model_input(img, self.size, self.meta["mean"], self.meta["std"]))[
-            None
-        ]
+        mean, std = self.meta["mean"], self.meta["std"]
+        if encoded is not None:
+            arr = imaging.model_input_from_bytes(encoded, self.size, mean, std)
+        else:
+            arr = imaging.to_model_input(img, self.size, mean, std)
+        x = torch.from_numpy(arr)[None]
         tidx = None if target is None else self.labels.index(target)
         heat, probs = grad_cam(self.model, x, tidx)
         label = self.labels[int(probs.argmax())]
@@ -139,8 +145,11 @@ class GradCam:
         )
 
 
-def decode_instances(payload: Any, max_pixels: int) -> tuple[list[Image.Image], str | None]:
-    """V1 ``{"instances": [...]}`` with base64 images -> decoded images (ValueError naming the index)."""
+def decode_instances(payload: Any, max_pixels: int) -> tuple[list[tuple[Image.Image, bytes]], str | None]:
+    """V1 ``{"instances": [...]}`` with base64 images -> (decoded image, its bytes) pairs and the target.
+
+    Raises ValueError naming the index of a bad instance.
+    """
     if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
         raise ValueError('expected a JSON object with an "instances" list')
     instances = payload["instances"]
@@ -158,7 +167,7 @@ def decode_instances(payload: Any, max_pixels: int) -> tuple[list[Image.Image], 
         except (binascii.Error, ValueError):
             raise ValueError(f"instances[{i}]: not valid base64") from None
         try:
-            images.append(imaging.decode_rgb(data, max_pixels))
+            images.append((imaging.decode_rgb(data, max_pixels), data))
         except imaging.ImageDecodeError as exc:
             raise ValueError(f"instances[{i}]: {exc}") from None
     target = payload.get("target")
@@ -188,7 +197,11 @@ def make_explainer(name: str, checkpoint: str, max_pixels: int = imaging.DEFAULT
                 positive = self.cam.meta.get("positive_label") or (
                     "FAKE" if "FAKE" in self.cam.labels else None
                 )
-                return {"explanations": [self.cam.explain(img, target).to_dict(positive) for img in images]}
+                return {
+                    "explanations": [
+                        self.cam.explain(img, target, data).to_dict(positive) for img, data in images
+                    ]
+                }
             except ValueError as exc:
                 raise InvalidInput(str(exc)) from None
 

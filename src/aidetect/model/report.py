@@ -92,7 +92,7 @@ def model_card(report: dict[str, Any], run: dict[str, Any], train_cfg: dict[str,
         f"labels {report['labels']}",
         f"- decision threshold (fake score = 1 - p({report['labels'][0]})): {report['threshold']:.4f}, "
         f"policy `{report['threshold_policy']}`",
-        "- preprocessing: `aidetect.data.imaging.to_model_input` (same code in training and serving)",
+        "- preprocessing: `aidetect.data.imaging.model_input_from_bytes` (same code in training and serving)",
         "",
         "## Lineage",
         f"- dataset version: `{report['dataset_version']}`",

@@ -327,7 +327,7 @@ def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = Fa
         "threshold": 0.5,
         "threshold_policy": "default",
         "dataset_version": version_id,
-        "preprocess": "aidetect.data.imaging.to_model_input",
+        "preprocess": "aidetect.data.imaging.model_input_from_bytes",
     }
     tracker = _Tracker(cfg.track and d.main)
     if d.main:

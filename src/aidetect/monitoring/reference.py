@@ -105,7 +105,7 @@ def profile_images(
     """Features (+ predictions) of ``(row, image_bytes)`` items; returns the frame and the skip count."""
     records: list[dict[str, Any]] = []
     frames: list[pd.DataFrame] = []
-    images: list[bytes] = []
+    encoded: list[bytes] = []
     skipped = 0
 
     def flush() -> None:
@@ -113,11 +113,11 @@ def profile_images(
             return
         df = pd.DataFrame(records)
         if scorer is not None:
-            for name, values in _prediction_columns(scorer.predict(images), scorer).items():
+            for name, values in _prediction_columns(scorer.predict(encoded), scorer).items():
                 df[name] = values
         frames.append(df)
         records.clear()
-        images.clear()
+        encoded.clear()
 
     for row, data in items:
         try:
@@ -128,7 +128,7 @@ def profile_images(
         records.append(
             {"sha256": row.get("sha256", ""), "true_label": row.get("label", ""), **image_features(img, data)}
         )
-        images.append(data)
+        encoded.append(data)
         if len(records) >= batch:
             flush()
     flush()
