@@ -252,6 +252,7 @@ def test_bad_input_fails_before_work_and_names_the_problem(
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the NaN is made on purpose
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_nan_loss_and_unreachable_tracking_end_clearly(
     datasets: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
