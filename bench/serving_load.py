@@ -326,7 +326,7 @@ def main() -> None:
         port = free_port()
         ours = start(
             [sys.executable, "-m", "aidetect.cli", "serve", "--model", str(bundle), "--http-port", str(port),
-             "--grpc-port", str(free_port()), *args.serve_args.split()],
+             "--grpc-port", str(free_port()), "--name", "detector", *args.serve_args.split()],
             f"http://127.0.0.1:{port}/v2/health/ready", work / "serve.log", {},
         )  # fmt: skip
         try:
