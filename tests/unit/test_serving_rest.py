@@ -76,11 +76,16 @@ def test_other_routes_go_on_to_kserve(tmp_path: Path) -> None:
     ]
 
 
-def test_client_errors_name_the_problem_and_serving_goes_on(tmp_path: Path) -> None:
+def test_client_errors_name_the_problem_and_serving_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     app, _ = _endpoint(tmp_path)
     body, headers = build_image_request([solid((255, 0, 0)), b"\xff\xd8\xff broken"])
-    r = _post(app, "/v2/models/tiny/infer", body, headers)
+    with caplog.at_level("WARNING", logger="aidetect.serving.rest"):
+        r = _post(app, "/v2/models/tiny/infer", body, headers)
     assert r.status_code == 400 and "element 1" in r.json()["error"]
+    (record,) = caplog.records  # one warning line, no traceback
+    assert record.levelname == "WARNING" and "element 1" in record.getMessage() and not record.exc_info
     r = _post(app, "/v2/models/tiny/infer", b"{not json", {"content-type": "application/json"})
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
     r = _post(app, "/v2/models/nope/infer", *build_image_request([solid((1, 2, 3))]))

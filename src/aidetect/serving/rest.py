@@ -154,6 +154,7 @@ class InferEndpoint:
             if isinstance(exc, RejectedInput):
                 metrics.reject(model_name, exc.code)
             metrics.observe_request(model_name, "rest", metrics.CLIENT_ERROR, time.perf_counter() - start)
+            log.warning("client error: %s", exc)
             return _error(400, str(exc))
         if model_name != predictor.name:
             return _error(404, str(ModelNotFound(model_name)))
@@ -162,6 +163,7 @@ class InferEndpoint:
         try:
             response, _ = await predictor(infer_request, headers)
         except InvalidInput as exc:
+            log.warning("client error: %s", exc)
             return _error(400, str(exc))
         encoded, json_length = response.to_rest()
         if json_length is not None:  # binary outputs follow the JSON header
