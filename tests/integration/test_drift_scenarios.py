@@ -124,6 +124,9 @@ def test_drift_triggers_retraining_once_within_the_cooldown(scenario: Scenario, 
     assert first["retrain"]["launched"] is True
     assert second["drift_detected"] is True and second["retrain"]["launched"] is False
     assert "cooldown" in second["retrain"]["reason"]
+    # back-to-back checks (often within one second) publish separate reports
+    assert first["report_uri"] != second["report_uri"]
+    assert Path(first["report_uri"]).exists() and Path(second["report_uri"]).exists()
     # the launcher ran exactly once, with the placeholders filled
     assert (tmp_path / "retrain-launches.txt").read_text() == f"{MODEL}-q30 {VERSION}\n"
     state = json.loads((tmp_path / "retrain-state.json").read_text())

@@ -2,8 +2,8 @@
 
 Outputs, under ``reports_uri`` (local folder or ``s3://``)::
 
-    <model>/<version>/<YYYYmmddTHHMMSSZ>/verdict.json   the verdict (also printed by the CLI)
-    <model>/<version>/<YYYYmmddTHHMMSSZ>/report.html    Evidently's report
+    <model>/<version>/<YYYYmmddTHHMMSSZ>-<id>/verdict.json   the verdict (also printed by the CLI)
+    <model>/<version>/<YYYYmmddTHHMMSSZ>-<id>/report.html    Evidently's report
     <model>/<version>/latest.json                       the newest verdict for that version
     <model>/latest.json                                 the newest verdict for the model
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -128,7 +129,8 @@ def run_check(
     wanted = [*cfg.features, cfg.prediction_column] if cfg.prediction_column in reference else cfg.features
     window = read_window(log_uri(cfg), name, since=since, until=now, model_version=version, columns=wanted)
     result, snapshot = compare(reference, window, cfg)
-    stamp = f"{now:%Y%m%dT%H%M%SZ}"
+    # sorts by time; the suffix keeps two checks within one second (a re-run, a retry) apart
+    stamp = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     verdict: dict[str, Any] = {
         "model_name": name,
         "model_version": version,
