@@ -1,7 +1,8 @@
 """Decode images safely and turn them into model input, with numpy and Pillow only.
 
-Training, evaluation, the ONNX parity check and the torch-free server all call
-:func:`to_model_input`, so preprocessing is identical everywhere.
+Training, evaluation, the ONNX parity check and the torch-free server all turn encoded images into
+model input through :func:`model_input_from_bytes` (:func:`decode_for_model`, then
+:func:`to_model_input`), so preprocessing is identical everywhere.
 """
 
 from __future__ import annotations
@@ -50,14 +51,18 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
     return img
 
 
-def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Fully decode ``data`` into an RGB image, raising :class:`ImageDecodeError` on failure."""
-    img = open_image(data, max_pixels)
+def _load_rgb(img: Image.Image) -> Image.Image:
+    """Decode the pixels of an opened image as RGB, raising :class:`ImageDecodeError` on failure."""
     try:
         img.load()
         return img.convert("RGB") if img.mode != "RGB" else img
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageDecodeError(f"image data is corrupt: {exc}", "corrupt") from None
+
+
+def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Fully decode ``data`` into an RGB image, raising :class:`ImageDecodeError` on failure."""
+    return _load_rgb(open_image(data, max_pixels))
 
 
 def decode_for_model(data: bytes, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -76,11 +81,7 @@ def decode_for_model(data: bytes, size: int, max_pixels: int = DEFAULT_MAX_PIXEL
             img.draft("RGB", (size, size))
         except (OSError, ValueError) as exc:
             raise ImageDecodeError(f"image data is corrupt: {exc}", "corrupt") from None
-    try:
-        img.load()
-        return img.convert("RGB") if img.mode != "RGB" else img
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageDecodeError(f"image data is corrupt: {exc}", "corrupt") from None
+    return _load_rgb(img)
 
 
 def resize_center_crop(img: Image.Image, size: int) -> Image.Image:
