@@ -110,6 +110,18 @@ class Guard:
         return None
 
 
+_HEADERS_KEY = "aidetect.headers"
+
+
+def request_headers(scope: Scope) -> dict[str, str]:
+    """The request's headers as a lower-cased dict, parsed once per request (cached in the scope)."""
+    headers = scope.get(_HEADERS_KEY)
+    if headers is None:
+        raw = scope.get("headers", [])
+        headers = scope[_HEADERS_KEY] = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+    return headers
+
+
 OPEN_PATHS = ("/", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/v1/models", "/v2/models")
 
 
@@ -158,7 +170,7 @@ class GuardMiddleware:
         if scope["type"] != "http" or is_open_path(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers = request_headers(scope)
         if self.guard is not None:
             client = (scope.get("client") or ("?", 0))[0]
             denied = self.guard.check(headers.get("authorization"), client)

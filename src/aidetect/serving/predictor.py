@@ -107,7 +107,7 @@ class AidetectPredictor(Model):
         intra_op_threads: int = 0,
         inference_log: InferenceLog | None = None,
         guard: Guard | None = None,
-        infer_threads: int = 1,
+        infer_threads: int = 4,
     ) -> None:
         super().__init__(name or bundle.spec.model_name)
         self.bundle = bundle

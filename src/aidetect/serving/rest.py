@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from aidetect.serving import metrics
-from aidetect.serving.guard import ASGIApp, Receive, Scope, Send
+from aidetect.serving.guard import ASGIApp, Receive, Scope, Send, request_headers
 from aidetect.serving.inputs import RejectedInput
 from aidetect.serving.kserve_compat import (
     INFERENCE_CONTENT_LENGTH_HEADER,
@@ -128,7 +128,7 @@ class InferEndpoint:
         body = await _read_body(receive)
         if body is None:
             return  # the client went away
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        headers = request_headers(scope)  # already parsed by the guard in front
         try:
             status, payload, extra = await self._infer(model_name, body, headers)
         except Exception as exc:  # the handler of last resort: never drop the connection
