@@ -202,6 +202,7 @@ def test_gates_config_names_bad_fields(tmp_path) -> None:
         ({"epochs": 0}, "epochs: must be positive"),
         ({"label_smoothing": 1.5}, "label_smoothing"),
         ({"augment": {"jpeg_p": 2}}, "augment.jpeg_p"),
+        ({"augment": {"translate_px": -1}}, "augment.translate_px"),
         ({"batchsize": 3}, "batchsize: unknown field"),
     ],
 )

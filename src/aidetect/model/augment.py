@@ -34,8 +34,22 @@ def rescale(img: Image.Image, factor: float, back: bool = True) -> Image.Image:
     return small.resize((w, h), Image.Resampling.BILINEAR) if back else small
 
 
+def translate(img: Image.Image, dx: int, dy: int) -> Image.Image:
+    """Shift by (dx, dy) px; the pixels shifted in are the image mirrored at its border."""
+    if dx == 0 and dy == 0:
+        return img
+    a = np.asarray(img)
+    pad = max(abs(dx), abs(dy))
+    padded = np.pad(a, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+    h, w = a.shape[:2]
+    return Image.fromarray(padded[pad - dy : pad - dy + h, pad - dx : pad - dx + w])
+
+
+_QUARTER_TURNS = (None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
+
+
 class Augmenter:
-    """Random flips and robustness transforms; randomness comes from the caller's generator."""
+    """Random flips, turns, shifts and robustness transforms; randomness comes from the caller's generator."""
 
     def __init__(self, cfg: AugmentConfig) -> None:
         self.cfg = cfg
@@ -44,6 +58,14 @@ class Augmenter:
         c = self.cfg
         if c.hflip and rng.random() < 0.5:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        if c.dihedral:
+            turn = _QUARTER_TURNS[int(rng.integers(4))]
+            if turn is not None:
+                img = img.transpose(turn)
+        if c.translate_px:
+            limit = min(c.translate_px, min(img.size) - 1)
+            dx, dy = (int(v) for v in rng.integers(-limit, limit + 1, size=2))
+            img = translate(img, dx, dy)
         if rng.random() < c.rescale_p:
             img = rescale(img, rng.uniform(*c.rescale))
         if rng.random() < c.blur_p:

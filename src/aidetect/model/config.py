@@ -23,6 +23,11 @@ class AugmentConfig:
     """Augmentation on PIL images, before the shared preprocessing. Robustness transforms hit every class."""
 
     hflip: bool = True
+    # vertical flips and quarter turns too (the 8 symmetries of the square): whether an image was
+    # generated does not depend on its orientation
+    dihedral: bool = False
+    # random translation: reflect-pad by up to this many px, crop back to the original size; 0 = off
+    translate_px: int = 0
     # random JPEG re-encode: probability and quality range
     jpeg_p: float = 0.3
     jpeg_quality: list[int] = field(default_factory=lambda: [50, 95])
@@ -37,6 +42,8 @@ class AugmentConfig:
         for name in ("jpeg_p", "blur_p", "rescale_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"augment.{name}: must be between 0 and 1, got {getattr(self, name)}")
+        if not 0 <= self.translate_px <= 64:
+            raise ConfigError(f"augment.translate_px: must be between 0 and 64, got {self.translate_px}")
         ranges = {"jpeg_quality": (1, 100), "blur_radius": (0.0, 10.0), "rescale": (0.05, 1.0)}
         for name, (lo, hi) in ranges.items():
             r = getattr(self, name)
