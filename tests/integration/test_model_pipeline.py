@@ -126,8 +126,11 @@ def test_train_evaluate_register_against_real_mlflow_server(
 
 
 @pytest.mark.slow
-def test_three_classes_end_to_end(datasets: tuple[str, str], tmp_path: Path) -> None:
+def test_three_classes_end_to_end(
+    datasets: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, three = datasets
+    monkeypatch.setenv("AIDETECT_TRAIN__FLIP_AVERAGE", "true")  # and with test-time flip averaging
     out = tmp_path / "m3"
     _cli("train", "--data", three, "--preset", "ci-tiny", "--epochs", "1", "--out", str(out))
     gates = tmp_path / "gates.yaml"
@@ -137,6 +140,11 @@ def test_three_classes_end_to_end(datasets: tuple[str, str], tmp_path: Path) -> 
     assert report["labels"] == ["real", "ai-generated", "deepfake"]
     assert len(report["metrics"]["confusion"]) == 3 and "recall.deepfake" in report["metrics"]
     assert any(c["metric"] == "recall.deepfake" for c in report["gates"]["checks"])
+    from aidetect.model.checkpoint import load_checkpoint
+    from aidetect.model.networks import FlipAveraged
+
+    model, meta = load_checkpoint(str(out / "eval" / "model.pt"))
+    assert isinstance(model, FlipAveraged) and meta["flip_average"] is True and "threshold" in meta
     registered = _cli("register", "--model", str(out))
     assert registry.get_version(registry.model_name(), registered["version"]).aliases == ("candidate",)
 

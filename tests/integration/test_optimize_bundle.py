@@ -101,3 +101,35 @@ def test_optimize_refuses_when_no_variant_keeps_accuracy(
     with pytest.raises(DataError, match="no ONNX variant"):
         optimize(str(ckpt.parent), version, str(tmp_path / "b"), variants=["fp32"], max_accuracy_drop=-1.0)
     assert not (tmp_path / "b").exists()  # nothing half-written
+
+
+def test_a_flip_averaged_checkpoint_exports_a_mirror_invariant_bundle(
+    dataset_and_checkpoint: tuple[str, Path], tmp_path: Path
+) -> None:
+    import torch
+
+    from aidetect.data.versions import open_version
+    from aidetect.model.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+    from aidetect.model.networks import FlipAveraged
+    from aidetect.model.optimize import optimize, preprocess_images, torch_probabilities
+    from aidetect.serving.bundle import load_bundle
+    from aidetect.serving.predictor import OnnxClassifier
+
+    version, ckpt = dataset_and_checkpoint
+    plain, meta = load_checkpoint(str(ckpt))
+    for m in plain.modules():  # un-zero each block's last BN so the net is not mirror-symmetric
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.ones_(m.weight)
+    flipped = tmp_path / "flip" / "model.pt"
+    save_checkpoint(str(flipped), plain, {**read_checkpoint(str(ckpt))["meta"], "flip_average": True})
+
+    optimize(str(flipped), version, str(tmp_path / "b"), variants=["fp32"], max_accuracy_drop=100.0)
+    bundle = load_bundle(tmp_path / "b")
+    x = preprocess_images(open_version(version).read_images("val"), 32, meta["mean"], meta["std"])
+    served = OnnxClassifier(bundle)
+    got, mirrored = served(x), served(np.ascontiguousarray(x[..., ::-1]))
+    np.testing.assert_allclose(got, mirrored, atol=1e-5)  # the graph averages both views
+    model, _ = load_checkpoint(str(flipped))
+    assert isinstance(model, FlipAveraged)
+    np.testing.assert_allclose(got, torch_probabilities(model, x), atol=1e-4)
+    assert float(np.abs(got - torch_probabilities(plain, x)).max()) > 1e-3  # differs from one view

@@ -9,7 +9,7 @@ import torch
 
 from aidetect.errors import ConfigError, DataError
 from aidetect.model.checkpoint import load_checkpoint, save_checkpoint
-from aidetect.model.networks import available_archs, build_model
+from aidetect.model.networks import FlipAveraged, available_archs, build_model
 
 
 def _meta(arch: str, n: int = 2, size: int = 32) -> dict:
@@ -59,6 +59,36 @@ def test_checkpoint_round_trip_is_small_and_exact(tmp_path: Path) -> None:
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
     assert not loaded.training
+
+
+def test_flip_averaging_is_the_mean_of_both_views_and_mirror_invariant() -> None:
+    torch.manual_seed(0)
+    net = build_model("compact_s", 2, 32).eval()
+    for m in net.modules():  # un-zero the last BN of each block so the net is not mirror-symmetric
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.ones_(m.weight)
+    model = FlipAveraged(net).eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert not torch.allclose(net(x), net(x.flip(3)), atol=1e-4)
+        torch.testing.assert_close(model(x), (net(x) + net(x.flip(3))) / 2, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(model(x), model(x.flip(3)), atol=1e-5, rtol=1e-5)
+
+
+def test_checkpoint_with_flip_averaging_loads_wrapped_and_saves_plain_weights(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = build_model("compact_s", 2, 32).eval()
+    path = tmp_path / "model.pt"
+    save_checkpoint(str(path), FlipAveraged(net), {**_meta("compact_s"), "flip_average": True})
+    raw = torch.load(path, weights_only=True)
+    assert set(raw["state_dict"]) == set(net.state_dict())  # no "module." prefix
+    loaded, meta = load_checkpoint(str(path))
+    assert isinstance(loaded, FlipAveraged) and meta["flip_average"] is True
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), (net(x) + net(x.flip(3))) / 2, atol=1e-5, rtol=1e-5)
+    save_checkpoint(str(path), net, _meta("compact_s"))
+    assert not isinstance(load_checkpoint(str(path))[0], FlipAveraged)
 
 
 def test_checkpoint_via_s3(s3_env: str, tmp_path: Path) -> None:

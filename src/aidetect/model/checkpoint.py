@@ -2,7 +2,8 @@
 
 A checkpoint is one ``torch.save`` file holding ``{"format", "meta", "state_dict"}``. ``meta`` carries at
 least ``arch, num_classes, input_size, labels, mean, std`` and, once evaluated, ``threshold`` and
-``dataset_version``, so :func:`load_checkpoint` can rebuild the network without any other file.
+``dataset_version``, so :func:`load_checkpoint` can rebuild the network without any other file. With
+``flip_average`` true in ``meta`` the rebuilt network averages each image with its mirror image.
 Optimizer state for resuming lives elsewhere (``aidetect.model.train``), keeping ``model.pt`` small.
 """
 
@@ -16,7 +17,7 @@ from torch import nn
 
 from aidetect import storage
 from aidetect.errors import DataError
-from aidetect.model.networks import build_model
+from aidetect.model.networks import FlipAveraged, build_model
 
 FORMAT = "aidetect-checkpoint/1"
 REQUIRED_META = ("arch", "num_classes", "input_size", "labels", "mean", "std")
@@ -84,4 +85,6 @@ def load_checkpoint(path_or_uri: str) -> tuple[nn.Module, dict[str, Any]]:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
         raise DataError(f"{path_or_uri}: weights do not fit {meta['arch']}: {str(exc)[:200]}") from None
+    if meta.get("flip_average"):
+        model = FlipAveraged(model)
     return model.eval(), meta

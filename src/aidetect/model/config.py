@@ -69,6 +69,9 @@ class TrainConfig:
     mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     std: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25])
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # the trained model averages each image with its mirror image wherever it predicts (validation,
+    # evaluation, the exported ONNX graph): twice the inference cost
+    flip_average: bool = False
     num_workers: int = 0
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # mixed precision: CUDA (bf16/fp16), or bf16 on a CPU that has it natively

@@ -97,6 +97,23 @@ class CompactNet(nn.Module):
         return self.fc(self.dropout(x))
 
 
+class FlipAveraged(nn.Module):
+    """Averages the logits of each image and its mirror image, in one pass over a doubled batch.
+
+    Test-time augmentation for a detector whose label does not change under a horizontal flip. The
+    wrapped network is ``.module``, so ``checkpoint.unwrap`` and saved state dicts see the plain net.
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        logits = self.module(torch.cat([x, x.flip(3)]))
+        return (logits[:n] + logits[n:]) / 2
+
+
 def _torchvision_model(arch: str, num_classes: int) -> nn.Module:
     from aidetect.torchvision_compat import import_torchvision
 

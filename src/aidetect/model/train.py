@@ -36,7 +36,7 @@ from aidetect.model.config import TrainConfig
 from aidetect.model.data import ImageDataset, SplitData, epoch_batches, load_split
 from aidetect.model.lineage import git_commit, read_json, write_json
 from aidetect.model.metrics import classification_metrics
-from aidetect.model.networks import build_model, count_parameters
+from aidetect.model.networks import FlipAveraged, build_model, count_parameters
 
 log = logging.getLogger(__name__)
 
@@ -328,6 +328,7 @@ def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = Fa
         "threshold_policy": "default",
         "dataset_version": version_id,
         "preprocess": "aidetect.data.imaging.model_input_from_bytes",
+        "flip_average": cfg.flip_average,
     }
     tracker = _Tracker(cfg.track and d.main)
     if d.main:
@@ -369,7 +370,7 @@ def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = Fa
             stop = False
             loop.progress.update(epoch=epoch + 1, step=0)
             if d.main:
-                val = _validate(loop.model, val_loader, device, labels, use_amp)
+                val = _validate(loop.model, val_loader, device, labels, use_amp, cfg.flip_average)
                 row = {
                     "epoch": epoch + 1,
                     "train_loss": train_loss,
@@ -495,9 +496,10 @@ def _run_epoch(
 
 
 def _validate(
-    model: nn.Module, loader: Any, device: torch.device, labels: list[str], amp: bool
+    model: nn.Module, loader: Any, device: torch.device, labels: list[str], amp: bool, flip_average: bool
 ) -> dict[str, float]:
-    probs, targets = predict_probs(unwrap(model), loader, device, amp)
+    net = FlipAveraged(unwrap(model)) if flip_average else unwrap(model)
+    probs, targets = predict_probs(net, loader, device, amp)
     m = classification_metrics(probs, targets, labels)
     eps = 1e-7
     nll = float(-np.log(np.clip(probs[np.arange(len(targets)), targets], eps, 1.0)).mean())
