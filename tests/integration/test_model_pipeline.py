@@ -103,7 +103,7 @@ def test_train_evaluate_register_against_real_mlflow_server(
     )
     assert v.tags["git_commit"]
     got = registry.download_artifacts(name, "1", "model_card.md", tmp_path / "dl")
-    assert "Model card" in got.read_text()
+    assert "Model card" in got.read_text() and "flip averaging: off" in got.read_text()
     ckpt = registry.download_artifacts(name, "1", "checkpoint/model.pt", tmp_path / "dl")
     from aidetect.model.checkpoint import load_checkpoint
 
@@ -147,6 +147,9 @@ def test_three_classes_end_to_end(
     assert isinstance(model, FlipAveraged) and meta["flip_average"] is True and "threshold" in meta
     registered = _cli("register", "--model", str(out))
     assert registry.get_version(registry.model_name(), registered["version"]).aliases == ("candidate",)
+    name, version = registry.model_name(), registered["version"]
+    card = registry.download_artifacts(name, version, "model_card.md", tmp_path / "dl")
+    assert "test-time flip averaging: on" in card.read_text()
 
 
 def _state_progress(path: Path) -> dict:

@@ -189,6 +189,7 @@ def evaluate(
         "model": {
             "arch": meta["arch"],
             "input_size": meta["input_size"],
+            "flip_average": bool(meta.get("flip_average", False)),
             "trained_on": meta.get("dataset_version"),
         },
         "metrics": metrics,

@@ -93,6 +93,12 @@ def model_card(report: dict[str, Any], run: dict[str, Any], train_cfg: dict[str,
         f"- decision threshold (fake score = 1 - p({report['labels'][0]})): {report['threshold']:.4f}, "
         f"policy `{report['threshold_policy']}`",
         "- preprocessing: `aidetect.data.imaging.model_input_from_bytes` (same code in training and serving)",
+        "- test-time flip averaging: "
+        + (
+            "on (logits of each image and its mirror image averaged)"
+            if report["model"].get("flip_average")
+            else "off"
+        ),
         "",
         "## Lineage",
         f"- dataset version: `{report['dataset_version']}`",
