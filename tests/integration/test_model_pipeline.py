@@ -146,8 +146,8 @@ def test_three_classes_end_to_end(
     model, meta = load_checkpoint(str(out / "eval" / "model.pt"))
     assert isinstance(model, FlipAveraged) and meta["flip_average"] is True and "threshold" in meta
     registered = _cli("register", "--model", str(out))
-    assert registry.get_version(registry.model_name(), registered["version"]).aliases == ("candidate",)
     name, version = registry.model_name(), registered["version"]
+    assert registry.get_version(name, version).aliases == ("candidate",)
     card = registry.download_artifacts(name, version, "model_card.md", tmp_path / "dl")
     assert "test-time flip averaging: on" in card.read_text()
 

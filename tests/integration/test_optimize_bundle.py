@@ -106,20 +106,17 @@ def test_optimize_refuses_when_no_variant_keeps_accuracy(
 def test_a_flip_averaged_checkpoint_exports_a_mirror_invariant_bundle(
     dataset_and_checkpoint: tuple[str, Path], tmp_path: Path
 ) -> None:
-    import torch
-
     from aidetect.data.versions import open_version
     from aidetect.model.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
     from aidetect.model.networks import FlipAveraged
     from aidetect.model.optimize import optimize, preprocess_images, torch_probabilities
     from aidetect.serving.bundle import load_bundle
     from aidetect.serving.predictor import OnnxClassifier
+    from tests.helpers.models import break_mirror_symmetry
 
     version, ckpt = dataset_and_checkpoint
     plain, meta = load_checkpoint(str(ckpt))
-    for m in plain.modules():  # un-zero each block's last BN so the net is not mirror-symmetric
-        if isinstance(m, torch.nn.BatchNorm2d):
-            torch.nn.init.ones_(m.weight)
+    break_mirror_symmetry(plain)
     flipped = tmp_path / "flip" / "model.pt"
     save_checkpoint(str(flipped), plain, {**read_checkpoint(str(ckpt))["meta"], "flip_average": True})
 

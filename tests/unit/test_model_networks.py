@@ -10,6 +10,7 @@ import torch
 from aidetect.errors import ConfigError, DataError
 from aidetect.model.checkpoint import load_checkpoint, save_checkpoint
 from aidetect.model.networks import FlipAveraged, available_archs, build_model
+from tests.helpers.models import break_mirror_symmetry
 
 
 def _meta(arch: str, n: int = 2, size: int = 32) -> dict:
@@ -63,10 +64,7 @@ def test_checkpoint_round_trip_is_small_and_exact(tmp_path: Path) -> None:
 
 def test_flip_averaging_is_the_mean_of_both_views_and_mirror_invariant() -> None:
     torch.manual_seed(0)
-    net = build_model("compact_s", 2, 32).eval()
-    for m in net.modules():  # un-zero the last BN of each block so the net is not mirror-symmetric
-        if isinstance(m, torch.nn.BatchNorm2d):
-            torch.nn.init.ones_(m.weight)
+    net = break_mirror_symmetry(build_model("compact_s", 2, 32).eval())
     model = FlipAveraged(net).eval()
     x = torch.randn(3, 3, 32, 32)
     with torch.no_grad():

@@ -17,7 +17,7 @@ from torch import nn
 
 from aidetect import storage
 from aidetect.errors import DataError
-from aidetect.model.networks import FlipAveraged, build_model
+from aidetect.model.networks import build_model, with_flip_average
 
 FORMAT = "aidetect-checkpoint/1"
 REQUIRED_META = ("arch", "num_classes", "input_size", "labels", "mean", "std")
@@ -85,6 +85,4 @@ def load_checkpoint(path_or_uri: str) -> tuple[nn.Module, dict[str, Any]]:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as exc:
         raise DataError(f"{path_or_uri}: weights do not fit {meta['arch']}: {str(exc)[:200]}") from None
-    if meta.get("flip_average"):
-        model = FlipAveraged(model)
-    return model.eval(), meta
+    return with_flip_average(model, bool(meta.get("flip_average"))).eval(), meta

@@ -114,6 +114,11 @@ class FlipAveraged(nn.Module):
         return (logits[:n] + logits[n:]) / 2
 
 
+def with_flip_average(model: nn.Module, enabled: bool) -> nn.Module:
+    """``model`` wrapped in :class:`FlipAveraged` when ``enabled`` (the checkpoint's ``flip_average``)."""
+    return FlipAveraged(model) if enabled else model
+
+
 def _torchvision_model(arch: str, num_classes: int) -> nn.Module:
     from aidetect.torchvision_compat import import_torchvision
 

@@ -36,7 +36,7 @@ from aidetect.model.config import TrainConfig
 from aidetect.model.data import ImageDataset, SplitData, epoch_batches, load_split
 from aidetect.model.lineage import git_commit, read_json, write_json
 from aidetect.model.metrics import classification_metrics
-from aidetect.model.networks import FlipAveraged, build_model, count_parameters
+from aidetect.model.networks import build_model, count_parameters, with_flip_average
 
 log = logging.getLogger(__name__)
 
@@ -498,8 +498,7 @@ def _run_epoch(
 def _validate(
     model: nn.Module, loader: Any, device: torch.device, labels: list[str], amp: bool, flip_average: bool
 ) -> dict[str, float]:
-    net = FlipAveraged(unwrap(model)) if flip_average else unwrap(model)
-    probs, targets = predict_probs(net, loader, device, amp)
+    probs, targets = predict_probs(with_flip_average(unwrap(model), flip_average), loader, device, amp)
     m = classification_metrics(probs, targets, labels)
     eps = 1e-7
     nll = float(-np.log(np.clip(probs[np.arange(len(targets)), targets], eps, 1.0)).mean())
