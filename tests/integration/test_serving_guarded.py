@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -111,25 +110,43 @@ def test_s3_bundle_s3_inference_log_auth_and_rate_limit(s3_env: str, tmp_path: P
     assert (rows["probability_fake"] == rows["p_FAKE"]).all()
 
 
-def test_inference_log_writes_one_row_per_prediction_without_blocking(tmp_path: Path) -> None:
+def test_inference_log_writes_one_row_per_prediction_without_blocking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
     import numpy as np
     from PIL import Image
 
+    from aidetect import storage
     from aidetect.serving.inference_log import InferenceLog, LoggedBatch
 
+    # The store hangs until released: every submit below happens while the writer is stuck in a flush.
+    release, writing = threading.Event(), threading.Event()
+    real_write = storage.write_bytes
+
+    def stuck_write(uri: str, data: bytes) -> None:
+        writing.set()
+        assert release.wait(30), "the test never released the store"
+        real_write(uri, data)
+
+    monkeypatch.setattr(storage, "write_bytes", stuck_write)
     log = InferenceLog(
         str(tmp_path / "log"), "m", "3", ["REAL", "FAKE"], "FAKE", flush_rows=4, flush_seconds=60
     )
     img = Image.fromarray(np.zeros((20, 30, 3), np.uint8))
     probs = np.array([[0.9, 0.1], [0.2, 0.8]], np.float32)
-    t = time.perf_counter()
-    for _ in range(5):
-        assert log.submit(
-            LoggedBatch(
-                pd.Timestamp.now(tz="UTC").to_pydatetime(), [img, img], [None, None], ["REAL", "FAKE"], probs
-            )
-        )
-    assert time.perf_counter() - t < 0.5  # submit never waits for the writer
+
+    def batch() -> LoggedBatch:
+        now = pd.Timestamp.now(tz="UTC").to_pydatetime()
+        return LoggedBatch(now, [img, img], [None, None], ["REAL", "FAKE"], probs)
+
+    assert log.submit(batch()) and log.submit(batch())  # 4 rows: the writer starts a flush
+    assert writing.wait(30)
+    for _ in range(3):
+        assert log.submit(batch())  # accepted although the writer is blocked
+    assert log.written_rows == 0 and not release.is_set()
+    release.set()
     log.close()
     files = sorted((tmp_path / "log" / "m").rglob("*.parquet"))
     rows = pd.concat([pd.read_parquet(f) for f in files])
