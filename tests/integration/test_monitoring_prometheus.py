@@ -25,6 +25,7 @@ from aidetect.data.features import FEATURE_COLUMNS
 from aidetect.errors import AidetectError
 from aidetect.monitoring import alerts, dashboards, promql
 from aidetect.serving.client import V2Client, build_image_request
+from tests.helpers.prometheus import wait_for_value
 from tests.helpers.servers import free_port, running
 from tests.helpers.serving import aidetect_serve, jpeg, make_bundle
 
@@ -184,21 +185,10 @@ def test_dashboard_main_queries_return_data(stack: Stack, query: dashboards.Quer
         assert {r["metric"].get("track") for r in result} == {"stable"}
 
 
-def _wait_for_requests(prom_url: str, count: int, timeout: float = 90.0) -> None:
-    """Block until Prometheus has scraped ``count`` requests, so ratios are not small-sample noise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        seen = _query(prom_url, "sum(aidetect_requests_total)")
-        if seen and float(seen[0]["value"][1]) >= count:
-            return
-        time.sleep(1.0)
-    pytest.fail(f"fewer than {count} requests were scraped in {timeout:.0f} s")
-
-
 def test_recording_rules_and_error_alert_follow_the_injected_faults(stack: Stack) -> None:
     # Half the load is corrupt images (4xx); 30% of the rest fail by design, so the ratio is ~0.15.
     # With 300 requests the chance of falling outside (0.05, 0.6) is far below one in a million.
-    _wait_for_requests(stack.prom_url, 300)
+    wait_for_value(stack.prom_url, "sum(aidetect_requests_total)", 300, timeout=90)
     time.sleep(2.0)  # one more rule evaluation after the scrape that crossed the threshold
     ratio = _eventually(stack.prom_url, "aidetect:server_error_ratio:rate5m")
     assert ratio and {r["metric"]["track"] for r in ratio} == {"stable"}
