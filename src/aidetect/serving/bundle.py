@@ -41,6 +41,7 @@ class BundleSpec:
     output_name: str = "logits"
     variant: str = "fp32"
     dataset_version: str = ""
+    real_label: str = ""  # the authentic class ("" in bundles from before it was recorded)
     extra: dict[str, Any] = field(default_factory=dict)  # parity, timings, provenance
 
     @property
@@ -56,6 +57,8 @@ class BundleSpec:
             raise DataError(f"{BUNDLE_FILE}: labels must be 2+ distinct names, got {self.labels}")
         if self.positive_label is not None and self.positive_label not in self.labels:
             raise DataError(f"{BUNDLE_FILE}: positive_label {self.positive_label!r} is not in {self.labels}")
+        if self.real_label and self.real_label not in self.labels:
+            raise DataError(f"{BUNDLE_FILE}: real_label {self.real_label!r} is not in {self.labels}")
         if self.input_size < 1 or len(self.mean) != 3 or len(self.std) != 3:
             raise DataError(f"{BUNDLE_FILE}: input_size, mean and std (3 values each) are required")
         if not 0.0 <= self.threshold <= 1.0:
