@@ -18,6 +18,9 @@ from PIL import Image, UnidentifiedImageError
 from aidetect.errors import DataError
 
 DEFAULT_MAX_PIXELS = 40_000_000  # ~ 6300 x 6300; larger images are refused before decoding
+# The only Pillow plugins ever asked to identify bytes: the formats the platform ingests and serves.
+# Everything else (EPS would run Ghostscript, plus PSD, ICNS, FITS, ...) is refused unidentified.
+ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -31,13 +34,17 @@ class ImageDecodeError(DataError):
 
 
 def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open ``data`` lazily and check its declared size *before* decoding pixels."""
+    """Open ``data`` lazily and check its declared size *before* decoding pixels.
+
+    Only :data:`ACCEPTED_FORMATS` are tried, so no other Pillow plugin ever parses untrusted bytes.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
-        raise ImageDecodeError("not a recognised image format", "corrupt") from None
+        accepted = ", ".join(ACCEPTED_FORMATS)
+        raise ImageDecodeError(f"not a recognised image format (accepted: {accepted})", "corrupt") from None
     except (OSError, ValueError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(f"not a decodable image: {exc}", "corrupt") from None
     except Image.DecompressionBombError:
@@ -85,15 +92,21 @@ def decode_for_model(data: bytes, size: int, max_pixels: int = DEFAULT_MAX_PIXEL
 
 
 def resize_center_crop(img: Image.Image, size: int) -> Image.Image:
-    """Resize the shorter side to ``size`` (bilinear) and crop the centre to ``size`` x ``size``."""
+    """Resize the shorter side to ``size`` (bilinear) and crop the centre to ``size`` x ``size``.
+
+    Only the centre region is resampled (Pillow's ``box``), straight to ``size`` x ``size``: the
+    whole image is never resized first, so a 1 x 100000 image does not become a 32 x 3.2M
+    intermediate. The cost is bounded by the crop region and the output, whatever the aspect ratio.
+    """
     w, h = img.size
     if (w, h) == (size, size):
         return img
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    img = img.resize((nw, nh), Image.Resampling.BILINEAR)
     left, top = (nw - size) // 2, (nh - size) // 2
-    return img.crop((left, top, left + size, top + size))
+    sx, sy = w / nw, h / nh  # the crop, in source coordinates, of the resize-then-crop it replaces
+    box = (left * sx, top * sy, (left + size) * sx, (top + size) * sy)
+    return img.resize((size, size), Image.Resampling.BILINEAR, box=box)
 
 
 @functools.lru_cache(maxsize=32)
