@@ -24,6 +24,13 @@ from aidetect.errors import DataError
 DEFAULT_THRESHOLD = 0.5
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of ``[N, C]`` logits (shifted by the row maximum, so large logits do not overflow)."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
 @dataclass(frozen=True)
 class DecisionSpec:
     """Labels in model-output column order, which of them is real, and the fake-score threshold."""
