@@ -23,6 +23,11 @@ from aidetect.errors import DataError, StorageError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 PARQUET_BATCH_ROWS = 256
+# Zip members: an image file is never this large, and images are compressed already, so a member that
+# inflates far beyond its stored size is a zip bomb, not a photo (a flat 40 MP BMP is the worst honest case).
+ZIP_MEMBER_MAX_BYTES = 256 * 1024 * 1024
+ZIP_MEMBER_MAX_RATIO = 200  # inflated / stored, checked once a member inflates past 1 MiB
+_ZIP_RATIO_FLOOR = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,35 @@ def _is_image_name(rel: str) -> bool:
     name = parts[-1]
     dot = name.rfind(".")
     return dot > 0 and name[dot:].lower() in IMAGE_EXTENSIONS
+
+
+def _member_limit(info: zipfile.ZipInfo) -> int:
+    """The most bytes ``info`` may inflate to: the size cap, tightened by the ratio cap."""
+    by_ratio = max(_ZIP_RATIO_FLOOR, info.compress_size * ZIP_MEMBER_MAX_RATIO)
+    return min(ZIP_MEMBER_MAX_BYTES, by_ratio)
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """A member's bytes, refusing (:class:`DataError`) one that declares or inflates past its limit.
+
+    The declared size is checked first, then at most ``limit + 1`` bytes are inflated, so a header
+    that lies about the size cannot make the read allocate more than the limit either.
+    """
+    limit = _member_limit(info)
+    if info.file_size > limit:
+        raise DataError(_too_big(info, info.file_size, limit))
+    with zf.open(info) as member:
+        data = member.read(limit + 1)
+    if len(data) > limit:
+        raise DataError(_too_big(info, len(data), limit))
+    return data
+
+
+def _too_big(info: zipfile.ZipInfo, size: int, limit: int) -> str:
+    return (
+        f"inflates to {size} bytes from {info.compress_size} stored, above the limit of {limit} "
+        f"({ZIP_MEMBER_MAX_BYTES} bytes, or {ZIP_MEMBER_MAX_RATIO}x the stored size past 1 MiB)"
+    )
 
 
 def _label_and_split(rel: str, where: str) -> tuple[str, str | None]:
@@ -134,8 +168,8 @@ class Source:
                         continue
                     label, split = _label_and_split(rel, uri)
                     try:
-                        data = zf.read(info)
-                    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                        data = _read_member(zf, info)
+                    except (zipfile.BadZipFile, OSError, EOFError, DataError) as exc:
                         yield SourceItem(rel, label, split, b"", error=f"unreadable zip member: {exc}")
                         continue
                     yield SourceItem(rel, label, split, data)
