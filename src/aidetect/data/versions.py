@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import shutil
 import tempfile
 import time
@@ -36,6 +37,7 @@ from aidetect.data.examine import examine_stream
 from aidetect.data.labels import LabelMatcher
 from aidetect.data.settings import SPLITS, DataConfig, load_data_config
 from aidetect.data.sources import Source, open_source
+from aidetect.decision import real_label_for
 from aidetect.errors import DataError, StorageError
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ MARKER = "version.json"
 MANIFEST = "manifest.parquet"
 ID_LENGTH = 16
 MAX_LISTED_SKIPS = 200
+_VERSION_REF = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")  # one plain name, never a path
 MANIFEST_COLUMNS = [
     "sha256",
     "label",
@@ -128,8 +131,10 @@ class _ShardWriter:
             self._writer = None
 
 
-def _content_id(labels: list[str], manifest: pd.DataFrame) -> str:
-    """Digest of the label set and every row's identity; independent of source order and shard layout."""
+def _content_id(labels: list[str], manifest: pd.DataFrame, real_label: str = "") -> str:
+    """Digest of the label set and every row's identity; independent of source order and shard layout.
+
+    A real label other than the first is part of the identity (it changes what every row means)."""
     lines = sorted(
         "\t".join(str(v) if v is not None else "" for v in t)
         for t in zip(
@@ -142,7 +147,10 @@ def _content_id(labels: list[str], manifest: pd.DataFrame) -> str:
         )
     )
     h = hashlib.sha256()
-    h.update(json.dumps({"format": FORMAT_VERSION, "labels": labels}).encode())
+    header: dict[str, Any] = {"format": FORMAT_VERSION, "labels": labels}
+    if real_label and real_label != labels[0]:
+        header["real_label"] = real_label
+    h.update(json.dumps(header).encode())
     for line in lines:
         h.update(line.encode())
         h.update(b"\n")
@@ -232,7 +240,8 @@ def _ingest_into(src: Source, cfg: DataConfig, root: str, tmp: Path) -> IngestRe
     manifest = manifest[MANIFEST_COLUMNS]
     manifest = manifest.astype({"width": "int32", "height": "int32", "nbytes": "int64", "row": "int32"})
     labels = list(cfg.labels)
-    version_id = _content_id(labels, manifest)
+    real_label = real_label_for(labels, cfg.real_label)
+    version_id = _content_id(labels, manifest, real_label)
     uri = storage.join(root, version_id)
     counts = _counts(manifest, labels)
     result = IngestResult(version_id, uri, False, counts, skipped, dropped, list(src.ignored))
@@ -241,6 +250,7 @@ def _ingest_into(src: Source, cfg: DataConfig, root: str, tmp: Path) -> IngestRe
         return result
 
     meta = {
+        "real_label": real_label,
         "source": src.uri,
         "source_kind": src.kind,
         "num_skipped": len(skipped),
@@ -294,7 +304,7 @@ def derive_version(
     kept = parent.manifest[keep.values].reset_index(drop=True)
     if kept.empty:
         raise DataError(f"deriving from {parent.version_id} would leave no images")
-    version_id = _content_id(parent.labels, kept)
+    version_id = _content_id(parent.labels, kept, parent.real_label)
     uri = storage.join(root, version_id)
     if not _version_exists(uri):
         tmp = Path(tempfile.mkdtemp(prefix="aidetect-derive-"))
@@ -317,6 +327,7 @@ def derive_version(
                 "source_kind": "version",
                 "parent": parent.version_id,
                 "note": note,
+                "real_label": parent.real_label,
             }
             _publish(tmp, kept, parent.labels, version_id, writer.names, extra, uri)
         finally:
@@ -364,6 +375,11 @@ class DatasetVersion:
         self.version_id: str = meta["version_id"]
         self.labels: list[str] = list(meta["labels"])
         self.manifest = manifest
+
+    @property
+    def real_label(self) -> str:
+        """The authentic class, decided at ingest (versions from before that: the first label)."""
+        return str(self.meta.get("real_label") or self.labels[0])
 
     def __repr__(self) -> str:
         return f"DatasetVersion({self.version_id!r}, images={len(self.manifest)}, uri={self.uri!r})"
@@ -427,6 +443,7 @@ def list_versions(root: str | None = None) -> list[dict[str, Any]]:
     else:
         base = Path(root)
         uris = [str(p.parent) for p in sorted(base.glob(f"*/{MARKER}"))] if base.is_dir() else []
+    uris = [u for u in uris if _is_published_name(u.rstrip("/").rsplit("/", 1)[-1])]
     metas = []
     for uri in uris:
         meta = _read_meta(uri)
@@ -435,12 +452,23 @@ def list_versions(root: str | None = None) -> list[dict[str, Any]]:
     return sorted(metas, key=lambda m: (m.get("created_at", ""), m["version_id"]))
 
 
+def _is_published_name(name: str) -> bool:
+    """A version folder name: a dot-prefixed one is a staging copy (a SIGKILL can leave it behind)."""
+    return bool(name) and not name.startswith(".")
+
+
 def resolve_version_id(ref: str, root: str | None = None) -> str:
-    """The full id for ``ref`` (an id or a unique prefix of one)."""
+    """The full id for ``ref`` (an id or a unique prefix of one).
+
+    ``ref`` is one plain name (letters, digits, ``_ . -``, not starting with a dot): it is joined to
+    the datasets root, so ``../x`` or ``a/b`` must never reach the file system or the bucket.
+    """
     root = root or paths.datasets_root()
     ref = ref.strip()
     if not ref:
         raise DataError("no dataset version given")
+    if not _VERSION_REF.fullmatch(ref):
+        raise DataError(f"dataset version {ref[:80]!r} is not a version id (letters, digits, '_', '.', '-')")
     if _version_exists(storage.join(root, ref)):
         return ref
     ids = [m["version_id"] for m in list_versions(root)]
