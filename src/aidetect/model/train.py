@@ -259,7 +259,7 @@ class _Loop:
 
     def restore(self) -> None:
         try:
-            st = torch.load(self.state_path, map_location="cpu", weights_only=False)
+            st = torch.load(self.state_path, map_location="cpu", weights_only=True)  # no pickled code
         except Exception as exc:  # a truncated file cannot exist (atomic writes) but a foreign one can
             raise TrainingError(f"cannot resume from {self.state_path}: {exc}") from None
         unwrap(self.model).load_state_dict(st["model"])
