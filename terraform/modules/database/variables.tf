@@ -23,13 +23,13 @@ variable "subnet_ids" {
   }
 }
 
-variable "allowed_security_group_ids" {
-  description = "Security groups allowed to connect on 5432 (the EKS cluster/node security group)."
-  type        = list(string)
+variable "allowed_security_groups" {
+  description = "Security groups allowed to connect on 5432, by a name chosen in code (the EKS cluster security group). A map with static keys: the ids exist only after apply, and for_each needs its keys at plan."
+  type        = map(string)
 
   validation {
-    condition     = length(var.allowed_security_group_ids) >= 1
-    error_message = "allowed_security_group_ids needs at least one security group; the database is never open by CIDR."
+    condition     = length(var.allowed_security_groups) >= 1
+    error_message = "allowed_security_groups needs at least one security group; the database is never open by CIDR."
   }
 }
 

@@ -28,7 +28,9 @@ resource "aws_iam_role" "this" {
 }
 
 resource "aws_iam_role_policy" "this" {
-  count  = var.policy_json == null ? 0 : 1
+  # A plan-time flag, not `policy_json == null`: the JSON names bucket and key ARNs that exist only after
+  # apply, and count must be known at plan.
+  count  = var.attach_inline_policy ? 1 : 0
   name   = "least-privilege"
   role   = aws_iam_role.this.id
   policy = var.policy_json

@@ -52,6 +52,17 @@ variable "policy_json" {
   description = "Inline least-privilege policy of the role (null for none)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.attach_inline_policy == (var.policy_json != null)
+    error_message = "policy_json must be given exactly when attach_inline_policy is true."
+  }
+}
+
+variable "attach_inline_policy" {
+  description = "Whether policy_json is attached. A literal in the caller, known at plan (policy_json is not)."
+  type        = bool
+  default     = false
 }
 
 variable "managed_policy_arns" {

@@ -70,20 +70,20 @@ module "ecr" {
 }
 
 module "database" {
-  source                     = "../database"
-  identifier                 = "${local.name}-metadata"
-  vpc_id                     = module.network.vpc_id
-  subnet_ids                 = module.network.private_subnet_ids
-  allowed_security_group_ids = [module.cluster.cluster_security_group_id]
-  engine_version             = var.database.engine_version
-  instance_class             = var.database.instance_class
-  allocated_storage_gib      = var.database.allocated_storage_gib
-  max_allocated_storage_gib  = var.database.max_allocated_storage_gib
-  multi_az                   = var.database.multi_az
-  backup_retention_days      = var.database.backup_retention_days
-  deletion_protection        = var.database.deletion_protection
-  kms_key_arn                = module.kms.key_arn
-  tags                       = local.tags
+  source                    = "../database"
+  identifier                = "${local.name}-metadata"
+  vpc_id                    = module.network.vpc_id
+  subnet_ids                = module.network.private_subnet_ids
+  allowed_security_groups   = { eks-cluster = module.cluster.cluster_security_group_id }
+  engine_version            = var.database.engine_version
+  instance_class            = var.database.instance_class
+  allocated_storage_gib     = var.database.allocated_storage_gib
+  max_allocated_storage_gib = var.database.max_allocated_storage_gib
+  multi_az                  = var.database.multi_az
+  backup_retention_days     = var.database.backup_retention_days
+  deletion_protection       = var.database.deletion_protection
+  kms_key_arn               = module.kms.key_arn
+  tags                      = local.tags
 }
 
 module "iam" {

@@ -127,27 +127,29 @@ data "aws_iam_policy_document" "cluster_autoscaler" {
 
 locals {
   roles = {
-    pipelines          = { policy_json = data.aws_iam_policy_document.pipelines.json, managed_policy_arns = [] }
-    predictor          = { policy_json = data.aws_iam_policy_document.predictor.json, managed_policy_arns = [] }
-    mlflow             = { policy_json = data.aws_iam_policy_document.mlflow.json, managed_policy_arns = [] }
-    monitoring         = { policy_json = data.aws_iam_policy_document.monitoring.json, managed_policy_arns = [] }
-    cluster_autoscaler = { policy_json = data.aws_iam_policy_document.cluster_autoscaler.json, managed_policy_arns = [] }
+    pipelines          = { policy_json = data.aws_iam_policy_document.pipelines.json, inline = true, managed_policy_arns = [] }
+    predictor          = { policy_json = data.aws_iam_policy_document.predictor.json, inline = true, managed_policy_arns = [] }
+    mlflow             = { policy_json = data.aws_iam_policy_document.mlflow.json, inline = true, managed_policy_arns = [] }
+    monitoring         = { policy_json = data.aws_iam_policy_document.monitoring.json, inline = true, managed_policy_arns = [] }
+    cluster_autoscaler = { policy_json = data.aws_iam_policy_document.cluster_autoscaler.json, inline = true, managed_policy_arns = [] }
     ebs_csi = {
       policy_json         = null
+      inline              = false
       managed_policy_arns = ["arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"]
     }
   }
 }
 
 module "role" {
-  for_each            = local.roles
-  source              = "../irsa"
-  name                = "${var.name_prefix}-${replace(each.key, "_", "-")}"
-  oidc_provider_arn   = var.oidc_provider_arn
-  oidc_issuer         = var.oidc_issuer
-  namespace           = var.service_accounts[each.key].namespace
-  service_account     = var.service_accounts[each.key].name
-  policy_json         = each.value.policy_json
-  managed_policy_arns = each.value.managed_policy_arns
-  tags                = var.tags
+  for_each             = local.roles
+  source               = "../irsa"
+  name                 = "${var.name_prefix}-${replace(each.key, "_", "-")}"
+  oidc_provider_arn    = var.oidc_provider_arn
+  oidc_issuer          = var.oidc_issuer
+  namespace            = var.service_accounts[each.key].namespace
+  service_account      = var.service_accounts[each.key].name
+  policy_json          = each.value.policy_json
+  attach_inline_policy = each.value.inline
+  managed_policy_arns  = each.value.managed_policy_arns
+  tags                 = var.tags
 }
