@@ -97,6 +97,15 @@ class ValidationResult:
     def warnings(self) -> list[dict[str, Any]]:
         return [e for e in self.expectations if not e["success"] and e["severity"] == WARNING]
 
+    def summary_metrics(self) -> dict[str, float]:
+        """Counts a pipeline UI shows beside the report."""
+        return {
+            "expectations_failed": float(sum(1 for e in self.expectations if not e["success"])),
+            "warnings": float(len(self.warnings)),
+            "duplicate_rows": float(self.duplicates.get("rows", 0) or 0),
+            "decode_failures": float(self.decode.get("failed", 0)),
+        }
+
     def to_dict(self) -> dict[str, Any]:
         import great_expectations as gx
 
@@ -279,6 +288,14 @@ def _jsonable(value: Any) -> Any:
 
 def run_suite(frame: pd.DataFrame, labels: list[str], cfg: ValidationConfig) -> list[dict[str, Any]]:
     """Run the suite on ``frame`` in an ephemeral GX context; one plain dict per expectation."""
+    return run_checks(frame, build_suite(labels, cfg), cfg.examples)
+
+
+def run_checks(
+    frame: pd.DataFrame, checks: list[tuple[str, str, Any]], examples: int, index_column: str = "source"
+) -> list[dict[str, Any]]:
+    """Run ``(name, severity, expectation)`` checks on ``frame`` in an ephemeral GX context (any modality);
+    failed rows are named by ``index_column``."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -291,14 +308,13 @@ def run_suite(frame: pd.DataFrame, labels: list[str], cfg: ValidationConfig) -> 
     batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(
         batch_parameters={"dataframe": frame}
     )
-    checks = build_suite(labels, cfg)
     suite = gx.ExpectationSuite(name="aidetect-dataset")
     for _, _, exp in checks:
         suite.add_expectation(exp)
     result_format = {
         "result_format": "SUMMARY",
-        "unexpected_index_column_names": ["source"],
-        "partial_unexpected_count": cfg.examples,
+        "unexpected_index_column_names": [index_column],
+        "partial_unexpected_count": examples,
     }
     run = batch.validate(suite, result_format=result_format)
     by_name = {r.expectation_config.meta["name"]: r for r in run.results}
@@ -320,8 +336,8 @@ def run_suite(frame: pd.DataFrame, labels: list[str], cfg: ValidationConfig) -> 
             entry["observed_value"] = res["observed_value"]
         if "unexpected_count" in res:
             entry["unexpected_count"] = res["unexpected_count"]
-        examples = res.get("partial_unexpected_index_list") or res.get("partial_unexpected_list") or []
-        entry["examples"] = examples[: cfg.examples]
+        found = res.get("partial_unexpected_index_list") or res.get("partial_unexpected_list") or []
+        entry["examples"] = found[:examples]
         out.append(_jsonable(entry))
     return out
 
