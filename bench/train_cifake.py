@@ -97,19 +97,18 @@ def main() -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from aidetect import flows
     from aidetect.data.settings import load_data_config
-    from aidetect.data.versions import ingest
-    from aidetect.model.config import load_train_config
-    from aidetect.model.train import train
 
     out = Path(args.out)
     t0 = time.monotonic()
-    ing = ingest(args.zip, config=load_data_config(overrides={"duplicates": "drop"}))
+    stores = flows.Stores()
+    ingested = flows.ingest(args.zip, stores, load_data_config(overrides={"duplicates": "drop"}))
+    ing = ingested.result
     print(
         f"dataset version {ing.version_id} ({'created' if ing.created else 'exists'}) {ing.counts}",
         flush=True,
     )
-    cfg = load_train_config(args.preset, overrides={"epochs": args.epochs})
     history = []
     if args.evaluate_only:
         history = json.loads((out / "train" / "history.json").read_text())["history"]
@@ -122,7 +121,16 @@ def main() -> int:
             finished=(out / "train" / "run.json").exists(),
         )
     else:
-        result = train(cfg, ing.version_id, out / "train", resume=args.resume)
+        overrides = {"epochs": args.epochs}
+        trained = flows.train(
+            ingested.dataset,
+            stores,
+            out / "train",
+            preset=args.preset,
+            overrides=overrides,
+            resume=args.resume,
+        )
+        result = trained[1]
         history = json.loads((out / "train" / "history.json").read_text())["history"]
     summary: dict = {
         "dataset_version": ing.version_id,
@@ -136,9 +144,9 @@ def main() -> int:
         "history": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in h.items()} for h in history],
     }
     # evaluation, gates and registration (imported here: the training run is the long part)
-    from aidetect.model.pipeline_steps import evaluate_step, register_step
-
-    report = evaluate_step(str(out / "train"), ing.version_id, str(out / "eval"))
+    model = flows.TrainedModel(str(out / "train"))
+    ev = flows.evaluate(model, stores, dataset=ingested.dataset, out=out / "eval")
+    report = ev.report
     summary["test"] = {
         k: report["metrics"][k] for k in ("accuracy", "f1", "roc_auc", "pr_auc", "ece", "threshold", "n")
     }
@@ -148,13 +156,10 @@ def main() -> int:
         for name, groups in report["slices"].items()
     }
     if report["gates"]["passed"] and not args.skip_register and (out / "train" / "run.json").exists():
-        summary["registered"] = reg = register_step(str(out / "train"), str(out / "eval"))
         # the serving bundle, as `aidetect optimize` builds it: variants parity-checked, timed, fastest kept
-        from aidetect.model.optimize import optimize
-
-        opt = optimize(f"models:/{reg['name']}/{reg['version']}", ing.version_id, str(out / "bundle"))
-        print(opt.table(), flush=True)
-        summary["optimize"] = opt.to_dict()
+        bundle = flows.optimize(ev, stores, out / "bundle", dataset=ingested.dataset)
+        summary["optimize"] = bundle.report
+        summary["registered"] = flows.register(model, stores, evaluation=ev, bundle=bundle).to_dict()
     summary["latency"] = _latency(str(out / "eval" / "model.pt"), out)
     summary["total_minutes"] = round((time.monotonic() - t0) / 60, 1)
     (out / "bench.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -2,8 +2,8 @@
 
 Each function below is a Lightweight Python Component body. KFP embeds its source in the IR YAML and runs it
 in the image given to :func:`build` (``install_kfp_package=False``: the image already has kfp and aidetect).
-A body only maps KFP artifacts (paths, metadata, metrics) to a plain step in :mod:`components.steps`, which
-does the work through the aidetect library. This module deliberately has no ``from __future__ import
+A body only maps KFP artifacts (paths, metadata, metrics) to one :mod:`aidetect.flows` call and back; the
+work, and every rule, lives in the library. This module deliberately has no ``from __future__ import
 annotations``: KFP reads the artifact types from the real annotations.
 """
 
@@ -15,12 +15,15 @@ from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Markd
 
 def ingest(data_uri: str, datasets_root: str, dataset: Output[Dataset]) -> str:
     """Ingest ``data_uri`` into a content-addressed dataset version; output a reference to it."""
-    from components import steps
+    from aidetect import flows
+    from aidetect.flows.steprun import flat_metadata, run_step
+    from aidetect.model.lineage import write_json
 
-    ref = steps.run_step("ingest", steps.ingest, data_uri=data_uri, datasets_root=datasets_root)
-    steps.write_json(dataset.path, ref)
-    dataset.metadata.update(steps.flat_metadata(ref))
-    return ref["version_id"]
+    done = run_step("ingest", flows.ingest, data_uri, flows.Stores(datasets_root=datasets_root))
+    ref = done.summary()
+    write_json(dataset.path, ref)
+    dataset.metadata.update(flat_metadata(ref))
+    return done.dataset.version_id
 
 
 def validate(
@@ -30,37 +33,40 @@ def validate(
 
     ``validated`` is the version later steps use (a duplicate-free derived version under the drop policy).
     """
-    from components import steps
+    from pathlib import Path
 
-    result = steps.run_step(
-        "validate",
-        steps.validate,
-        dataset_ref=steps.read_json(dataset.path),
-        report_path=report.path,
-        out_path=validated.path,
-    )
-    validated.metadata.update(steps.flat_metadata(steps.read_json(validated.path)))
-    for name, value in result["metrics"].items():
+    from aidetect import flows
+    from aidetect.data.validation_report import render_html
+    from aidetect.flows.steprun import flat_metadata, run_step
+    from aidetect.model.lineage import read_json, write_json
+
+    ref = flows.DatasetRef.from_dict(read_json(dataset.path))
+    stores = flows.Stores(datasets_root=ref.root)
+    done = run_step("validate", flows.validate, ref, stores, raise_on_critical=False)
+    Path(report.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(report.path).write_text(render_html(done.result))
+    run_step("validate", done.result.raise_for_critical)
+    write_json(validated.path, done.dataset.to_dict())
+    validated.metadata.update(flat_metadata(done.dataset.to_dict()))
+    for name, value in done.result.summary_metrics().items():
         summary.log_metric(name, value)
-    return result["version_id"]
+    return done.dataset.version_id
 
 
 def train(
     dataset: Input[Dataset], preset: str, mlflow_uri: str, model: Output[Model], metrics: Output[Metrics]
 ) -> None:
     """Train a model from the ``preset`` on the dataset version; output its checkpoint folder."""
-    from components import steps
+    from aidetect import flows
+    from aidetect.flows.steprun import flat_metadata, run_step
+    from aidetect.model.lineage import read_json
 
-    result = steps.run_step(
-        "train",
-        steps.train,
-        dataset_ref=steps.read_json(dataset.path),
-        preset=preset,
-        mlflow_uri=mlflow_uri,
-        out_dir=model.path,
-    )
-    model.metadata.update(steps.flat_metadata(result["meta"]))
-    for name, value in result["metrics"].items():
+    ref = flows.DatasetRef.from_dict(read_json(dataset.path))
+    stores = flows.Stores(datasets_root=ref.root, tracking_uri=mlflow_uri)
+    overrides = {"progress": False}
+    _, result = run_step("train", flows.train, ref, stores, model.path, preset=preset, overrides=overrides)
+    model.metadata.update(flat_metadata({**result.summary(), "preset": preset}))
+    for name, value in result.metrics().items():
         metrics.log_metric(name, value)
 
 
@@ -76,23 +82,26 @@ def evaluate(
 ) -> None:
     """Evaluate on the test split with slices and the gate rules; the KFP UI draws the confusion matrix and
     ROC. ``evaluated`` holds the thresholded checkpoint, gate reports and plots."""
-    from components import steps
+    from aidetect import flows
+    from aidetect.flows.steprun import flat_metadata, run_step
+    from aidetect.model.lineage import read_json
 
-    result = steps.run_step(
+    ref = flows.DatasetRef.from_dict(read_json(dataset.path))
+    stores = flows.Stores(datasets_root=ref.root, tracking_uri=mlflow_uri, model_name=model_name)
+    ev = run_step(
         "evaluate",
-        steps.evaluate,
-        dataset_ref=steps.read_json(dataset.path),
-        model_dir=model.path,
-        gate_config=gate_config,
-        model_name=model_name,
-        mlflow_uri=mlflow_uri,
-        out_dir=evaluated.path,
+        flows.evaluate,
+        flows.TrainedModel(model.path),
+        stores,
+        dataset=ref,
+        out=evaluated.path,
+        gates=gate_config or None,
     )
-    evaluated.metadata.update(steps.flat_metadata(result["summary"]))
-    for name, value in result["metrics"].items():
+    evaluated.metadata.update(flat_metadata(ev.summary()))
+    for name, value in ev.metrics.items():
         metrics.log_metric(name, value)
-    classification.log_confusion_matrix(result["labels"], result["confusion_matrix"])
-    roc = result["roc"]
+    classification.log_confusion_matrix(ev.report["labels"], ev.report["metrics"]["confusion"])
+    roc = ev.roc
     if roc:
         classification.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
 
@@ -103,31 +112,32 @@ def gate(evaluated: Input[Model], report: Output[Markdown], gate_result: Output[
     The reasons are in ``gate_result``'s metadata and the Markdown report. (A single bool output, not a
     NamedTuple: kfp.local 2.17 cannot resolve a named output in a ``dsl.If`` condition.)
     """
-    from components import steps
+    from pathlib import Path
 
-    result = steps.run_step(
-        "gate",
-        steps.gate,
-        evaluation_dir=evaluated.path,
-        report_path=report.path,
-        out_path=gate_result.path,
-    )
-    gate_result.metadata.update({"passed": result["passed"], "reason": result["reason"]})
-    return bool(result["passed"])
+    from aidetect import flows
+    from aidetect.flows.steprun import run_step
+    from aidetect.model.lineage import write_json
+
+    ev = run_step("gate", flows.Evaluation.load, evaluated.path)
+    Path(report.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(report.path).write_text((Path(ev.dir) / "gate_report.md").read_text())
+    write_json(gate_result.path, ev.report)
+    gate_result.metadata.update({"passed": ev.passed, "reason": ev.reason})
+    return ev.passed
 
 
 def optimize(evaluated: Input[Model], dataset: Input[Dataset], bundle: Output[Model]) -> None:
     """Export the thresholded model to ONNX, optimise, check parity and write the serving bundle."""
-    from components import steps
+    from aidetect import flows
+    from aidetect.flows.steprun import flat_metadata, run_step
+    from aidetect.model.lineage import read_json
 
-    result = steps.run_step(
-        "optimize",
-        steps.optimize,
-        model_dir=evaluated.path,
-        dataset_ref=steps.read_json(dataset.path),
-        out_dir=bundle.path,
+    ref = flows.DatasetRef.from_dict(read_json(dataset.path))
+    ev = run_step("optimize", flows.Evaluation.load, evaluated.path)
+    made = run_step(
+        "optimize", flows.optimize, ev, flows.Stores(datasets_root=ref.root), bundle.path, dataset=ref
     )
-    bundle.metadata.update(steps.flat_metadata(result))
+    bundle.metadata.update(flat_metadata(made.summary()))
 
 
 def register(
@@ -142,22 +152,26 @@ def register(
 ) -> str:
     """Register the gated model version with its bundle and reference profile (idempotent: identical
     inputs return the existing version)."""
-    from components import steps
+    from aidetect import flows
+    from aidetect.flows.steprun import flat_metadata, run_step
+    from aidetect.model.lineage import read_json, write_json
 
-    result = steps.run_step(
+    ref = flows.DatasetRef.from_dict(read_json(dataset.path))
+    stores = flows.Stores(datasets_root=ref.root, tracking_uri=mlflow_uri, model_name=model_name)
+    reg = run_step(
         "register",
-        steps.register,
-        dataset_ref=steps.read_json(dataset.path),
-        model_dir=model.path,
-        evaluation_dir=evaluated.path,
-        bundle_dir=bundle.path,
-        model_name=model_name,
-        gate_config=gate_config,
-        mlflow_uri=mlflow_uri,
+        flows.register,
+        flows.TrainedModel(model.path),
+        stores,
+        evaluation=flows.Evaluation.load(evaluated.path),
+        bundle=flows.BundleRef(bundle.path),
+        gate_config=gate_config or None,
+        idempotent=True,
+        record=False,
     )
-    steps.write_json(registered.path, result)
-    registered.metadata.update(steps.flat_metadata(result))
-    return str(result["version"])
+    write_json(registered.path, reg.to_dict())
+    registered.metadata.update(flat_metadata(reg.to_dict()))
+    return reg.version
 
 
 def drift_check(
@@ -171,23 +185,24 @@ def drift_check(
     metrics: Output[Metrics],
 ) -> bool:
     """Compare the inference log window with the model's reference profile; True when drift is found."""
-    from components import steps
+    from pathlib import Path
 
-    result = steps.run_step(
-        "drift-check",
-        steps.drift_check,
-        model_name=model_name,
-        alias=alias,
-        since=since,
-        inference_log=inference_log,
-        mlflow_uri=mlflow_uri,
-        report_path=report.path,
-        verdict_path=verdict.path,
-    )
-    for name, value in result["metrics"].items():
-        metrics.log_metric(name, value)
-    verdict.metadata.update({"drift": result["drift"]})
-    return bool(result["drift"])
+    from aidetect import storage
+    from aidetect.flows import Stores
+    from aidetect.flows.monitoring import drift_check as check
+    from aidetect.flows.steprun import run_step
+    from aidetect.model.lineage import write_json
+
+    stores = Stores(tracking_uri=mlflow_uri)
+    found = run_step("drift-check", check, model_name, alias, since, inference_log, stores)
+    Path(report.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(report.path).write_bytes(storage.read_bytes(found["report_uri"]))
+    write_json(verdict.path, found)
+    metrics.log_metric("drift_share", float(found["drift_share"]))
+    metrics.log_metric("drifted_features", float(len(found["drifted_features"])))
+    metrics.log_metric("rows_current", float(found["rows_current"]))
+    verdict.metadata.update({"drift": bool(found["drift_detected"])})
+    return bool(found["drift_detected"])
 
 
 def trigger_retrain(
@@ -202,25 +217,29 @@ def trigger_retrain(
     record: Output[Artifact],
 ) -> str:
     """Start the training pipeline (KFP run on a cluster, local run otherwise) unless in cooldown."""
-    from components import steps
+    from aidetect.flows.monitoring import trigger_retrain as trigger
+    from aidetect.flows.steprun import flat_metadata, run_step
+    from aidetect.model.lineage import read_json, write_json
 
-    result = steps.run_step(
+    arguments = {
+        "preset": preset,
+        "gate_config": gate_config,
+        "mlflow_uri": mlflow_uri,
+        "model_name": model_name,
+        "datasets_root": datasets_root,
+    }
+    result = run_step(
         "trigger-retrain",
-        steps.trigger_retrain,
-        verdict_path=verdict.path,
-        model_name=model_name,
-        kfp_host=kfp_host,
-        data_uri=data_uri,
-        training_arguments={
-            "preset": preset,
-            "gate_config": gate_config,
-            "mlflow_uri": mlflow_uri,
-            "model_name": model_name,
-            "datasets_root": datasets_root,
-        },
+        trigger,
+        read_json(verdict.path),
+        model_name,
+        kfp_host,
+        data_uri,
+        arguments,
+        verdict_uri=verdict.path,
     )
-    steps.write_json(record.path, result)
-    record.metadata.update(steps.flat_metadata(result))
+    write_json(record.path, result)
+    record.metadata.update(flat_metadata(result))
     return str(result["action"])
 
 

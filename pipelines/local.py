@@ -2,7 +2,7 @@
 
 Each step runs as its own Python process from this interpreter, exactly the component code a cluster runs
 (the image named in the spec is not used locally). A failing step stops the run: no later step starts, and
-the error names the step and its one-line reason, recorded by :func:`components.steps.run_step`.
+the error names the step and its one-line reason, recorded by :func:`aidetect.flows.steprun.run_step`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from aidetect import paths
 from aidetect.errors import AidetectError, ConfigError
-from components.steps import FAILURES_ENV
+from aidetect.flows.steprun import FAILURES_ENV
 from pipelines.compile import BUILDERS
 from pipelines.config import PipelineConfig
 from pipelines.params import resolve_arguments

@@ -67,6 +67,22 @@ class VersionInfo:
         return f"models:/{self.name}/{self.version}"
 
 
+_tracking_override: str | None = None
+
+
+def use_tracking_uri(uri: str | None) -> None:
+    """Point this process's registry calls at ``uri`` (None: :func:`aidetect.paths.tracking_uri`).
+
+    Flows call it through :meth:`aidetect.flows.Stores.activate`, so no step mutates the environment."""
+    global _tracking_override
+    _tracking_override = uri or None
+
+
+def tracking_uri() -> str:
+    """The tracking/registry URI registry calls use."""
+    return _tracking_override or paths.tracking_uri()
+
+
 def model_name() -> str:
     """The registered model name: ``$AIDETECT_MODEL_NAME`` or ``aidetect-detector``."""
     return os.environ.get("AIDETECT_MODEL_NAME") or DEFAULT_MODEL_NAME
@@ -128,7 +144,7 @@ def client() -> Any:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
     from mlflow import MlflowClient
 
-    uri = paths.tracking_uri()
+    uri = tracking_uri()
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -289,8 +305,9 @@ def set_alias(name: str, alias: str, version: str | int) -> None:
     _call(f"set alias {alias}", client().set_registered_model_alias, name, alias, str(version))
 
 
-def delete_alias(name: str, alias: str) -> None:
-    _call(f"delete alias {alias}", client().delete_registered_model_alias, name, alias.lstrip("@"))
+def delete_version(name: str, version: str | int) -> None:
+    """Delete one version (used to undo a registration that could not be completed)."""
+    _call(f"delete {name} version {version}", client().delete_model_version, name, str(version))
 
 
 def set_version_tag(name: str, version: str | int, key: str, value: str) -> None:

@@ -50,15 +50,3 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     bad.write_text("labels: [REAL, FAKE]\nsplit_fraction: {}\n")
     res = run("data", "ingest", str(src), "--config", str(bad))
     assert res.exit_code == 2 and "split_fraction: unknown field" in res.output
-
-
-def test_demo_data_steps(tmp_path: Path, capsys) -> None:
-    """The data part of ``aidetect demo`` (later steps are appended by other areas and tested there)."""
-    from aidetect.commands.demo import STEPS, DemoState, run_steps
-
-    data_steps = [s for s in STEPS if s[0] in {"demo data", "ingest", "validate"}]
-    assert [name for name, _ in STEPS[:3]] == ["demo data", "ingest", "validate"]
-    state = run_steps(DemoState(workdir=tmp_path, n_per_class=30), data_steps)
-    assert state.facts["validation"] == "passed"
-    assert Path(state.facts["validation report"]).read_text().startswith("# Data validation")
-    assert "[demo] validate ..." in capsys.readouterr().out

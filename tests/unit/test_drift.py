@@ -16,7 +16,6 @@ import pytest
 from aidetect.data.features import FEATURE_COLUMNS
 from aidetect.errors import ConfigError, DataError, ServiceUnavailableError, StorageError
 from aidetect.monitoring import exposition, retrain
-from aidetect.monitoring.check import ModelRef, parse_model_ref
 from aidetect.monitoring.config import DriftConfig, RetrainConfig, load_drift_config, parse_duration
 from aidetect.monitoring.drift import ColumnDrift, InsufficientDataError, compare
 from aidetect.monitoring.window import read_window
@@ -55,16 +54,6 @@ def test_config_names_the_bad_field(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"retrain\.cooldown"):
         load_drift_config(str(bad))
     assert load_drift_config(overrides={"since": "15m"}).since == "15m"
-
-
-def test_model_references() -> None:
-    assert parse_model_ref("3", "det") == ModelRef("det", "3")
-    assert parse_model_ref("@production", "det") == ModelRef("det", "production")
-    assert parse_model_ref("other/12", "det") == ModelRef("other", "12")
-    assert parse_model_ref("other@canary", "det") == ModelRef("other", "canary")
-    assert parse_model_ref("models:/other/4", "det") == ModelRef("other", "4")
-    with pytest.raises(DataError):
-        parse_model_ref(" ", "det")
 
 
 # -- inference-log windows ---------------------------------------------------------------------------

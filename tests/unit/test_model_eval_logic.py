@@ -6,14 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from aidetect.decision import DecisionSpec
 from aidetect.errors import ConfigError
 from aidetect.model.config import load_eval_config, load_train_config
 from aidetect.model.gates import GatesConfig, evaluate_gates, load_gates_config
-from aidetect.model.metrics import classification_metrics, decide, expected_calibration_error
+from aidetect.model.metrics import classification_metrics, expected_calibration_error
 from aidetect.model.slices import SlicesConfig, group_indices, load_slices_config, resolution_bucket
 from aidetect.model.threshold import choose_threshold
 
 LABELS = ["REAL", "FAKE"]
+
+
+def _rule(threshold: float, labels: list[str] = LABELS) -> DecisionSpec:
+    return DecisionSpec(tuple(labels), labels[0], threshold)
 
 
 def _binary(p_fake: list[float]) -> np.ndarray:
@@ -29,9 +34,9 @@ def test_max_f1_threshold_separates_when_possible() -> None:
     is_fake = np.array([0, 0, 0, 1, 1, 1], bool)
     t = choose_threshold(score, is_fake, "max_f1")
     assert t == pytest.approx(0.35)
-    assert classification_metrics(_binary(list(score)), is_fake.astype(int), LABELS, t)["f1"] == 1.0
+    assert classification_metrics(_binary(list(score)), is_fake.astype(int), _rule(t))["f1"] == 1.0
     # at the default 0.5 one fake is missed: the policy really changed the decision
-    assert classification_metrics(_binary(list(score)), is_fake.astype(int), LABELS, 0.5)["f1"] < 1.0
+    assert classification_metrics(_binary(list(score)), is_fake.astype(int), _rule(0.5))["f1"] < 1.0
 
 
 def test_target_recall_is_the_highest_threshold_reaching_it() -> None:
@@ -62,7 +67,7 @@ def test_eval_config_rejects_unknown_policy() -> None:
 def test_binary_metrics_match_a_hand_count() -> None:
     probs = _binary([0.9, 0.8, 0.3, 0.6, 0.1, 0.2])
     targets = np.array([1, 1, 1, 0, 0, 0])
-    m = classification_metrics(probs, targets, LABELS, 0.5)
+    m = classification_metrics(probs, targets, _rule(0.5))
     assert m["confusion"] == [[2, 1], [1, 2]]
     assert m["accuracy"] == pytest.approx(4 / 6)
     assert m["precision.FAKE"] == pytest.approx(2 / 3) and m["recall.FAKE"] == pytest.approx(2 / 3)
@@ -73,9 +78,9 @@ def test_binary_metrics_match_a_hand_count() -> None:
 def test_three_classes_decide_real_by_threshold_then_the_likeliest_fake() -> None:
     labels = ["real", "ai-generated", "deepfake"]
     probs = np.array([[0.7, 0.2, 0.1], [0.3, 0.3, 0.4], [0.1, 0.8, 0.1], [0.55, 0.05, 0.4]])
-    assert decide(probs, 0.5).tolist() == [0, 2, 1, 0]
-    assert decide(probs, 0.4).tolist() == [0, 2, 1, 2]  # fake score 0.45 >= 0.4
-    m = classification_metrics(probs, np.array([0, 2, 1, 2]), labels, 0.4)
+    assert _rule(0.5, labels).decide(probs).tolist() == [0, 2, 1, 0]
+    assert _rule(0.4, labels).decide(probs).tolist() == [0, 2, 1, 2]  # fake score 0.45 >= 0.4
+    m = classification_metrics(probs, np.array([0, 2, 1, 2]), _rule(0.4, labels))
     assert m["accuracy"] == 1.0 and m["recall.deepfake"] == 1.0 and m["f1"] == m["macro_f1"] == 1.0
 
 

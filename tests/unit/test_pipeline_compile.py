@@ -71,7 +71,7 @@ def test_components_use_the_project_image_without_installing_kfp(fresh: Path) ->
             assert container["image"] == "ghcr.io/aidetect/aidetect-train:0.1.0"
             script = " ".join(container["command"])
             assert "pip install" not in script
-            assert "from components import steps" in script
+            assert "from aidetect.flows" in script  # the body maps artifacts to a flow call
 
 
 def test_typed_artifacts_for_the_kfp_ui(fresh: Path) -> None:

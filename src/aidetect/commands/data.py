@@ -49,12 +49,12 @@ def ingest(
     max_corrupt_fraction: float | None,
 ) -> None:
     """Ingest SOURCE (folder, .zip, .parquet file/folder, or s3://...) into a dataset version."""
+    from aidetect import flows
     from aidetect.data.settings import load_data_config
-    from aidetect.data.versions import ingest as run_ingest
     from aidetect.data.versions import version_counts_table
 
     cfg = load_data_config(config_path, _data_overrides(labels, duplicates, max_corrupt_fraction))
-    result = run_ingest(source, root=root, config=cfg)
+    result = flows.ingest(source, flows.Stores(datasets_root=root or ""), cfg).result
     state = "created" if result.created else "already exists (nothing written)"
     click.echo(f"dataset version {result.version_id} {state}")
     click.echo(f"  uri: {result.uri}")
@@ -171,8 +171,8 @@ def validate(
     out: str | None,
 ) -> None:
     """Validate VERSION with the Great Expectations suite; exits non-zero on critical failures."""
-    from aidetect.data.validation import load_validation_config, validate_version
-    from aidetect.data.validation_report import write_reports
+    from aidetect import flows
+    from aidetect.data.validation import load_validation_config
 
     overrides: dict[str, Any] = {}
     if duplicates:
@@ -182,8 +182,11 @@ def validate(
     if decode_sample is not None:
         overrides["decode_sample"] = decode_sample
     cfg = load_validation_config(config_path, overrides)
-    result = validate_version(version, root, cfg)
-    written = write_reports(result, out)
+    stores = flows.Stores(datasets_root=root or "")
+    done = flows.validate(
+        flows.DatasetRef.resolve(version, root or ""), stores, cfg=cfg, out=out, raise_on_critical=False
+    )
+    result, written = done.result, done.reports
     rows = [["check", "severity", "result", "unexpected"]]
     for e in result.expectations:
         verdict = "pass" if e["success"] else ("FAIL" if e["severity"] == "critical" else "warn")

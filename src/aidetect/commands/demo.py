@@ -1,9 +1,9 @@
 """``aidetect demo``: the main job end to end on the embedded default, one small function per step.
 
 Each step takes and returns plain values, so later steps can be appended to :data:`STEPS` without touching
-the earlier ones. After the data steps, the KFP training pipeline runs locally (``kfp.local``: validate,
-train, evaluate, gate, optimize, register), then the registered model is served and answers one V2 request.
-Sizes and demo gate rules: ``configs/demo.yaml``.
+the earlier ones. The demo writes synthetic images, runs the KFP training pipeline locally (``kfp.local``:
+ingest, validate, train, evaluate, gate, optimize, register; the data steps run once, inside the pipeline),
+then serves the registered model and sends it one V2 request. Sizes and gate rules: ``configs/demo.yaml``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from aidetect import paths
+from aidetect import paths, registry
 from aidetect.errors import AidetectError
 
 
@@ -37,27 +37,6 @@ def step_demo_data(state: DemoState) -> None:
     out = state.workdir / f"images-n{state.n_per_class}-seed{state.seed}"
     generate_demo(out, n_per_class=state.n_per_class, seed=state.seed)
     state.facts["demo images"] = str(out)
-
-
-def step_ingest(state: DemoState) -> None:
-    """Ingest the demo images into a content-addressed dataset version."""
-    from aidetect.data.versions import ingest
-
-    result = ingest(state.facts["demo images"])
-    state.facts["dataset version"] = result.version_id
-    state.facts["dataset uri"] = result.uri
-
-
-def step_validate(state: DemoState) -> None:
-    """Validate the version with the Great Expectations suite; critical failures stop the demo."""
-    from aidetect.data.validation import validate_version
-    from aidetect.data.validation_report import write_reports
-
-    result = validate_version(state.facts["dataset version"])
-    out = write_reports(result)
-    state.facts["validation"] = "passed" if result.success else "failed (critical)"
-    state.facts["validation report"] = out["markdown"]
-    result.raise_for_critical()
 
 
 # -- the training pipeline, then serving (appended to the data steps) -------------------------------
@@ -89,8 +68,8 @@ def _write_yaml(path: Path, data: dict[str, Any]) -> str:
 
 
 def step_training_pipeline(state: DemoState) -> None:
-    """Run the KFP training pipeline locally (kfp.local): validate, train, evaluate, gate, optimize,
-    register. A small preset and demo gate rules keep it to minutes on a laptop CPU."""
+    """Run the KFP training pipeline locally (kfp.local): ingest, validate, train, evaluate, gate,
+    optimize, register. A small preset and demo gate rules keep it to minutes on a laptop CPU."""
     from aidetect.config import config_dir, read_yaml
 
     try:
@@ -110,13 +89,15 @@ def step_training_pipeline(state: DemoState) -> None:
     run = run_local("training", load_pipeline_config(), args)
     click.echo(f"[demo]   steps: {', '.join(run.steps)} ({run.seconds:.0f} s)")
     state.facts["pipeline run"] = str(run.run_dir)
+    state.facts["dataset version"] = run.parameter("ingest")
+    state.facts["validation report"] = run.output("validate", "report")["uri"]
     state.facts["gate report"] = run.output("gate", "report")["uri"]
     if "register" not in run.steps:
         reason = run.output("gate", "gate_result")["metadata"].get("reason", "")
         raise AidetectError(f"the demo model failed its gates, nothing registered: {reason}")
     reg = run.output("register", "registered")["metadata"]
     state.facts["model"] = reg["uri"] + ("" if reg["created"] else " (already registered: identical inputs)")
-    state.facts["MLflow UI"] = f"mlflow ui --backend-store-uri {paths.tracking_uri()}"
+    state.facts["MLflow UI"] = f"mlflow ui --backend-store-uri {registry.tracking_uri()}"
     state.model_uri = reg["uri"]
 
 
@@ -197,8 +178,6 @@ Step = tuple[str, Callable[[DemoState], None]]
 
 STEPS: list[Step] = [
     ("demo data", step_demo_data),
-    ("ingest", step_ingest),
-    ("validate", step_validate),
     ("training pipeline", step_training_pipeline),
     ("serve + one V2 request", step_serve),
 ]

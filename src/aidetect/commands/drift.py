@@ -58,8 +58,9 @@ def check(
     Prints the JSON verdict. Exit 0 with a verdict (drift or not), 3 when the window is too small to
     judge, 1/2 on bad input or unreachable stores.
     """
-    from aidetect.monitoring.check import default_model_name, parse_model_ref, run_check
+    from aidetect.monitoring.check import default_model_name, run_check
     from aidetect.monitoring.config import load_drift_config
+    from aidetect.refs import ModelRef
 
     cfg = load_drift_config(
         config_path,
@@ -71,7 +72,7 @@ def check(
             pushgateway_url=pushgateway_url,
         ),
     )
-    ref = parse_model_ref(model, default_model_name(cfg))
+    ref = ModelRef.parse(model, default_model_name(cfg))
     verdict = run_check(ref, cfg, reference_uri=reference_uri, retrain_on_drift=not no_retrain)
     click.echo(json.dumps(verdict, indent=2, default=str))
     state = "DRIFT" if verdict["drift_detected"] else "no drift"
@@ -114,12 +115,13 @@ def reference(
     no_log: bool,
 ) -> None:
     """Build the reference profile of a registered version and store it under its reference/ artifacts."""
-    from aidetect.monitoring.check import default_model_name, parse_model_ref
+    from aidetect.monitoring.check import default_model_name
     from aidetect.monitoring.config import load_drift_config
     from aidetect.monitoring.reference import profile_version
+    from aidetect.refs import ModelRef
 
     cfg = load_drift_config(config_path)
-    ref = parse_model_ref(model, default_model_name(cfg))
+    ref = ModelRef.parse(model, default_model_name(cfg))
     df, profile, where = profile_version(
         ref.name,
         ref.ref,

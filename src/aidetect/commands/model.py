@@ -2,6 +2,7 @@
 
     aidetect train --data VERSION --preset cifake-cpu --out runs/m1      # runs/m1/model.pt + run.json
     aidetect evaluate --model runs/m1 --gates configs/gates.yaml          # runs/m1/eval/ (gate report)
+    aidetect optimize --model runs/m1 --out runs/m1/bundle                # ONNX bundle (optional here)
     aidetect register --model runs/m1                                     # new version, alias candidate
 
 Each step prints one JSON object on stdout (for pipelines); exit code 3 means the gates failed.
@@ -59,8 +60,9 @@ def train(
     resume: bool,
 ) -> None:
     """Train a detector on dataset version DATA into OUT (works under torchrun for DDP)."""
-    from aidetect.model.config import load_train_config
-    from aidetect.model.train import train as run_train
+    import os
+
+    from aidetect import flows
 
     overrides = {
         "arch": arch,
@@ -73,10 +75,16 @@ def train(
         "device": device,
         "track": False if no_track else None,
     }
-    cfg = load_train_config(preset, config_path, overrides)
-    result = run_train(cfg, data, out, resume=resume)
-    import os
-
+    stores = flows.Stores()
+    _, result = flows.train(
+        flows.DatasetRef.resolve(data),
+        stores,
+        out,
+        preset=preset,
+        config_path=config_path,
+        overrides=overrides,
+        resume=resume,
+    )
     if int(os.environ.get("RANK", "0")) == 0:
         _emit(result.__dict__)
 
@@ -103,26 +111,33 @@ def evaluate(
     fail_on_gate: bool,
 ) -> None:
     """Evaluate MODEL: threshold on val, metrics, slices, plots, quality gates vs the production model."""
-    from aidetect.model.pipeline_steps import GateFailedError, evaluate_step
+    from aidetect import flows
 
     overrides = {
         k: v for k, v in {"threshold_policy": threshold_policy, "target_recall": target_recall}.items() if v
     }
-    report = evaluate_step(
-        model, data, out, gates=gates, slices=slices, eval_overrides=overrides, model_name=model_name
+    stores = flows.Stores(model_name=model_name or "")
+    ev = flows.evaluate(
+        flows.TrainedModel.at(model),
+        stores,
+        dataset=flows.DatasetRef.resolve(data) if data else None,
+        out=out,
+        gates=gates,
+        slices=slices,
+        eval_overrides=overrides,
     )
-    m = report["metrics"]
+    m = ev.report["metrics"]
     _emit(
         {
-            "gate_status": report["gate_status"],
-            "failures": report["gates"]["failures"],
-            "threshold": report["threshold"],
-            "dataset_version": report["dataset_version"],
+            "gate_status": ev.report["gate_status"],
+            "failures": ev.failures,
+            "threshold": ev.threshold,
+            "dataset_version": ev.dataset_version,
             **{k: m[k] for k in ("accuracy", "f1", "roc_auc", "pr_auc", "ece", "n")},
         }
     )
-    if fail_on_gate and not report["passed"]:
-        raise GateFailedError("quality gates failed: " + "; ".join(report["gates"]["failures"][:5]))
+    if fail_on_gate and not ev.passed:
+        raise flows.GateFailedError("quality gates failed: " + "; ".join(ev.failures[:5]))
 
 
 @click.command()
@@ -133,7 +148,13 @@ def evaluate(
 )
 @click.option("--alias", default="candidate", show_default=True)
 def register(model: str, eval_dir: str | None, model_name: str | None, alias: str) -> None:
-    """Register an evaluated model that passed its gates: lineage tags, model card, alias."""
-    from aidetect.model.pipeline_steps import register_step
+    """Register an evaluated model that passed its gates: lineage tags, model card, the serving bundle
+    (the one `aidetect optimize` wrote for MODEL, else a fresh one), the drift reference, then ALIAS."""
+    from aidetect import flows
 
-    _emit(register_step(model, eval_dir, model_name=model_name, alias=alias))
+    trained = flows.TrainedModel.at(model)
+    evaluation = flows.Evaluation.load(eval_dir) if eval_dir else None
+    reg = flows.register(
+        trained, flows.Stores(model_name=model_name or ""), evaluation=evaluation, alias=alias
+    )
+    _emit(reg.to_dict())

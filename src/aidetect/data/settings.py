@@ -33,6 +33,9 @@ class DataConfig:
 
     # Ordered label set: the class index is the position. Binary REAL/FAKE by default.
     labels: list[str] = field(default_factory=lambda: ["REAL", "FAKE"])
+    # The authentic class ("" = the first label); every other label is a kind of fake. Decided here, once,
+    # and carried through version.json, checkpoint meta and bundle.json to the decision rule.
+    real_label: str = ""
     # Extra names per label (case-insensitive); entries for labels not in ``labels`` are ignored.
     synonyms: dict[str, list[str]] = field(default_factory=_default_synonyms)
     # Fractions used to assign splits from the sha256 where the source has none.
@@ -65,6 +68,8 @@ class DataConfig:
         norm = [normalize_name(x) for x in self.labels]
         if len(set(norm)) != len(norm):
             raise ConfigError(f"labels: duplicate names {self.labels}")
+        if self.real_label and self.real_label not in self.labels:
+            raise ConfigError(f"real_label: {self.real_label!r} is not one of the labels {self.labels}")
         unknown = sorted(set(self.split_fractions) - set(SPLITS))
         if unknown:
             raise ConfigError(f"split_fractions.{unknown[0]}: unknown split (known: {', '.join(SPLITS)})")

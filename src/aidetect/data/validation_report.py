@@ -86,3 +86,19 @@ def write_reports(result: ValidationResult, out: str | None = None) -> dict[str,
     storage.write_bytes(json_uri, (json.dumps(result.to_dict(), indent=2, default=str) + "\n").encode())
     storage.write_bytes(md_uri, render_markdown(result).encode())
     return {"json": json_uri, "markdown": md_uri}
+
+
+def render_html(result: ValidationResult) -> str:
+    """The Markdown report as one self-contained HTML page (pipeline UIs show HTML artifacts inline)."""
+    from html import escape
+
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark").enable("table").render(render_markdown(result))
+    style = "body{font-family:sans-serif;max-width:60em;margin:1em auto}table{border-collapse:collapse}"
+    style += "td,th{border:1px solid #ccc;padding:2px 6px}"
+    title = escape(f"validation {result.version_id}")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+        f"<style>{style}</style></head><body>{body}</body></html>"
+    )

@@ -20,13 +20,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from aidetect.decision import DecisionSpec
 from aidetect.errors import DataError
 from aidetect.model.checkpoint import load_checkpoint, save_checkpoint
 from aidetect.model.config import EvalConfig
 from aidetect.model.data import SplitData, load_split, predict_loader
 from aidetect.model.gates import GatesConfig, evaluate_gates
 from aidetect.model.lineage import write_json
-from aidetect.model.metrics import classification_metrics, fake_score, reliability_bins
+from aidetect.model.metrics import classification_metrics, reliability_bins, roc_points
 from aidetect.model.plots import confusion_matrix_plot, reliability_plot, roc_plot
 from aidetect.model.report import gate_markdown
 from aidetect.model.slices import PERTURBATIONS, SlicesConfig, group_indices
@@ -97,6 +98,7 @@ def evaluate(
             f"model labels {labels} differ from dataset version {version.version_id} labels {version.labels}"
         )
     gates_cfg.check_labels(labels)
+    rule = DecisionSpec.from_meta({**version.meta, **meta})
     notes: list[str] = []
     eval_split = eval_cfg.split
     eval_set = load_split(version, eval_split).head(eval_cfg.max_images)
@@ -113,8 +115,8 @@ def evaluate(
     if len(thr_set):
         thr_probs = predict(model, meta, thr_set, eval_cfg.batch_size)
         threshold = choose_threshold(
-            fake_score(thr_probs),
-            thr_set.targets != 0,
+            rule.fake_score(thr_probs),
+            rule.is_fake(thr_set.targets),
             policy,
             eval_cfg.target_recall,
             eval_cfg.fixed_threshold,
@@ -122,25 +124,20 @@ def evaluate(
     else:
         threshold = eval_cfg.fixed_threshold
         notes.append(f"no {eval_cfg.threshold_split} rows: fixed threshold {threshold}")
+    rule = rule.with_threshold(threshold)
     probs = predict(model, meta, eval_set, eval_cfg.batch_size)
-    metrics = classification_metrics(probs, eval_set.targets, labels, threshold, eval_cfg.ece_bins)
+    metrics = classification_metrics(probs, eval_set.targets, rule, eval_cfg.ece_bins)
 
     slices: dict[str, dict[str, dict[str, Any]]] = {}
     for family, groups in group_indices(eval_set.rows, slices_cfg).items():
         slices[family] = {
-            g: _slim(
-                classification_metrics(
-                    probs[idx], eval_set.targets[idx], labels, threshold, eval_cfg.ece_bins
-                )
-            )
+            g: _slim(classification_metrics(probs[idx], eval_set.targets[idx], rule, eval_cfg.ece_bins))
             for g, idx in groups.items()
         }
     perturbed: dict[str, dict[str, Any]] = {}
     for name in slices_cfg.perturbations:
         p = predict(model, meta, eval_set, eval_cfg.batch_size, perturbation=name)
-        perturbed[name] = _slim(
-            classification_metrics(p, eval_set.targets, labels, threshold, eval_cfg.ece_bins)
-        )
+        perturbed[name] = _slim(classification_metrics(p, eval_set.targets, rule, eval_cfg.ece_bins))
 
     champion_info = None
     if champion is not None and gates_cfg.regression.enabled:
@@ -152,9 +149,10 @@ def evaluate(
             )
         else:
             champ_probs = predict(champ_model, champ_meta, eval_set, eval_cfg.batch_size)
-            champ_thr = float(champ_meta.get("threshold", 0.5))
+            champ_rule = DecisionSpec.from_meta({**version.meta, **champ_meta})
+            champ_thr = champ_rule.threshold
             champ_metrics = classification_metrics(
-                champ_probs, eval_set.targets, labels, champ_thr, eval_cfg.ece_bins
+                champ_probs, eval_set.targets, champ_rule, eval_cfg.ece_bins
             )
             champion_info = {
                 "version": champ_version,
@@ -167,7 +165,7 @@ def evaluate(
 
     new_meta = {
         **meta,
-        "threshold": threshold,
+        **rule.to_meta(),
         "threshold_policy": policy,
         "dataset_version": version.version_id,
         "eval": {
@@ -184,6 +182,7 @@ def evaluate(
         "dataset_version": version.version_id,
         "eval_split": eval_split,
         "labels": labels,
+        "real_label": rule.real_label,
         "threshold": threshold,
         "threshold_policy": policy,
         "model": {
@@ -206,9 +205,9 @@ def evaluate(
         (stage / "gate_report.md").write_text(gate_markdown(report))
         plots = stage / "plots"
         confusion_matrix_plot(metrics["confusion"], labels, plots / "confusion_matrix.png")
-        roc_plot(
-            (eval_set.targets != 0).astype(int), fake_score(probs), metrics["roc_auc"], plots / "roc.png"
-        )
+        is_fake, score = rule.is_fake(eval_set.targets).astype(int), rule.fake_score(probs)
+        roc_plot(is_fake, score, metrics["roc_auc"], plots / "roc.png")
+        write_json(stage / "roc.json", roc_points(is_fake, score))
         reliability_plot(
             reliability_bins(probs, eval_set.targets, eval_cfg.ece_bins),
             metrics["ece"],

@@ -22,6 +22,7 @@ from PIL import Image
 from torch import nn
 
 from aidetect.data import imaging
+from aidetect.decision import DecisionSpec
 
 VIEW_SIZE = 256  # the overlay is enlarged to at least this many pixels per side
 MAX_INSTANCES = 16
@@ -55,8 +56,12 @@ def last_conv(model: nn.Module) -> nn.Module:
     return convs[-1]
 
 
-def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(heatmap [S,S] in [0,1], probabilities [C]) for one input ``x`` [1,3,S,S]."""
+def grad_cam(
+    model: nn.Module, x: torch.Tensor, target: int | None = None, rule: DecisionSpec | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(heatmap [S,S] in [0,1], probabilities [C]) for one input ``x`` [1,3,S,S].
+
+    Without ``target`` the heatmap explains the class the decision ``rule`` answers (argmax without one)."""
     layer = last_conv(model)
     store: dict[str, torch.Tensor] = {}
 
@@ -70,7 +75,12 @@ def grad_cam(model: nn.Module, x: torch.Tensor, target: int | None = None) -> tu
         with torch.enable_grad():
             logits = model(x.requires_grad_(True))
             probs = torch.softmax(logits, dim=1)[0]
-            cls = int(probs.argmax()) if target is None else target
+            if target is not None:
+                cls = target
+            elif rule is not None:
+                cls = int(rule.decide(probs.detach().numpy()[None])[0])
+            else:
+                cls = int(probs.argmax())
             logits[0, cls].backward()
     finally:
         handle.remove()
@@ -112,6 +122,7 @@ class GradCam:
         self.model = model.eval()
         self.meta = meta
         self.labels = list(meta["labels"])
+        self.rule = DecisionSpec.from_meta(meta)
         self.size = int(meta["input_size"])
 
     @classmethod
@@ -134,8 +145,8 @@ class GradCam:
             arr = imaging.to_model_input(img, self.size, mean, std)
         x = torch.from_numpy(arr)[None]
         tidx = None if target is None else self.labels.index(target)
-        heat, probs = grad_cam(self.model, x, tidx)
-        label = self.labels[int(probs.argmax())]
+        heat, probs = grad_cam(self.model, x, tidx, self.rule)
+        (label,) = self.rule.names(self.rule.decide(np.asarray(probs)[None]))
         return Explanation(
             label=label,
             target=target or label,
@@ -194,9 +205,7 @@ def make_explainer(name: str, checkpoint: str, max_pixels: int = imaging.DEFAULT
             try:
                 images, target = decode_instances(payload, max_pixels)
                 assert self.cam is not None
-                positive = self.cam.meta.get("positive_label") or (
-                    "FAKE" if "FAKE" in self.cam.labels else None
-                )
+                positive = self.cam.rule.fake_label
                 return {
                     "explanations": [
                         self.cam.explain(img, target, data).to_dict(positive) for img, data in images

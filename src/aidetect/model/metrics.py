@@ -1,30 +1,16 @@
 """Classification metrics for real-vs-fake detection, binary or with several fake classes.
 
-Convention: the first label is the real class, every other label is a kind of fake. The *fake score*
-of an image is ``1 - p(real)`` (for binary REAL/FAKE exactly ``p(FAKE)``), and the decision rule is:
-fake score ``>= threshold`` -> the most probable fake class, else real. With two classes this is the
-usual ``p(FAKE) >= threshold``.
+Predictions come from the one decision rule, :class:`aidetect.decision.DecisionSpec` (which label is
+real, the fake-score threshold), so what evaluation and the gates certify is what the server answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-
-def fake_score(probs: np.ndarray) -> np.ndarray:
-    """``1 - p(real)`` per row of ``probs`` ``[N, C]``."""
-    return 1.0 - probs[:, 0]
-
-
-def decide(probs: np.ndarray, threshold: float) -> np.ndarray:
-    """Predicted class per row: real below ``threshold``, else the most probable fake class."""
-    if probs.shape[1] == 2:
-        return (probs[:, 1] >= threshold).astype(np.int64)
-    fake_class = 1 + np.argmax(probs[:, 1:], axis=1)
-    return np.where(fake_score(probs) >= threshold, fake_class, 0).astype(np.int64)
+from aidetect.decision import DecisionSpec
 
 
 def confusion(targets: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
@@ -74,8 +60,7 @@ def _safe_auc(fn: Any, y: np.ndarray, s: np.ndarray) -> float:
 def classification_metrics(
     probs: np.ndarray,
     targets: np.ndarray,
-    labels: Sequence[str],
-    threshold: float = 0.5,
+    spec: DecisionSpec,
     ece_bins: int = 15,
 ) -> dict[str, Any]:
     """Flat metrics: ``accuracy``, ``f1`` (FAKE F1 when binary, else macro), ``macro_f1``,
@@ -83,9 +68,10 @@ def classification_metrics(
     ``roc_auc``/``pr_auc`` (fake score vs real-or-fake), ``ece``, ``n``, and ``confusion`` (nested list)."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
+    labels = spec.labels
     k = len(labels)
     targets = np.asarray(targets, dtype=np.int64)
-    preds = decide(probs, threshold)
+    preds = spec.decide(probs) if len(targets) else np.zeros(0, np.int64)
     cm = confusion(targets, preds, k)
     out: dict[str, Any] = {"n": len(targets)}
     out["accuracy"] = float((preds == targets).mean()) if len(targets) else float("nan")
@@ -100,18 +86,30 @@ def classification_metrics(
         if tp + fn:
             f1s.append(f)
     out["macro_f1"] = float(np.mean(f1s)) if f1s else float("nan")
-    is_fake = (targets != 0).astype(np.int64)
-    said_fake = (preds != 0).astype(np.int64)
+    is_fake = spec.is_fake(targets).astype(np.int64)
+    said_fake = spec.is_fake(preds).astype(np.int64)
     tp = int((is_fake & said_fake).sum())
     out["fake_recall"] = tp / int(is_fake.sum()) if is_fake.sum() else float("nan")
     out["fake_precision"] = tp / int(said_fake.sum()) if said_fake.sum() else 0.0
     fr, fp_ = out["fake_recall"], out["fake_precision"]
     out["fake_f1"] = 2 * fr * fp_ / (fr + fp_) if fr == fr and (fr + fp_) else 0.0
-    out["f1"] = out[f"f1.{labels[1]}"] if k == 2 else out["macro_f1"]
-    score = fake_score(probs) if len(targets) else np.zeros(0)
+    out["f1"] = out[f"f1.{spec.fake_label}"] if spec.binary else out["macro_f1"]
+    score = spec.fake_score(probs) if len(targets) else np.zeros(0)
     out["roc_auc"] = _safe_auc(roc_auc_score, is_fake, score)
     out["pr_auc"] = _safe_auc(average_precision_score, is_fake, score)
     out["ece"] = expected_calibration_error(probs, targets, ece_bins)
-    out["threshold"] = float(threshold)
+    out["threshold"] = spec.threshold
     out["confusion"] = cm.tolist()
     return out
+
+
+def roc_points(is_fake: np.ndarray, score: np.ndarray, limit: int = 200) -> dict[str, list[float]]:
+    """At most ``limit`` points of the ROC curve (fake vs real), for the KFP UI; empty with one class."""
+    from sklearn.metrics import roc_curve
+
+    if len(np.unique(is_fake)) < 2:
+        return {}
+    fpr, tpr, thr = roc_curve(is_fake, score)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(limit, len(fpr))).astype(int))
+    thr = np.clip(thr[keep], 0.0, 1.0)  # sklearn puts +inf first
+    return {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist(), "thresholds": thr.tolist()}

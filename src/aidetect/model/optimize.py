@@ -23,7 +23,9 @@ import torch
 from torch import nn
 
 from aidetect.data import imaging
+from aidetect.decision import DecisionSpec
 from aidetect.errors import DataError
+from aidetect.refs import ModelRef
 from aidetect.serving.bundle import BundleSpec, write_bundle
 
 log = logging.getLogger(__name__)
@@ -199,12 +201,10 @@ def preprocess_images(
 
 
 def validation_data(
-    dataset_version: str, labels: Sequence[str], limit: int, meta: dict[str, Any]
+    version: Any, labels: Sequence[str], limit: int, meta: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validation images of ``dataset_version`` (at most ``limit``, stratified by order) and label indices."""
-    from aidetect.data.versions import open_version
-
-    version = open_version(dataset_version)
+    """Validation images of ``version`` (a ``DatasetVersion``; at most ``limit``) and label indices."""
+    dataset_version = version.version_id
     rows = version.rows("val")
     if rows.empty:
         raise DataError(f"dataset {dataset_version} has no validation split")
@@ -276,15 +276,11 @@ def evaluate_variants(
 
 def _resolve_checkpoint(model_ref: str, tmp: Path) -> tuple[str, tuple[str, str] | None]:
     """A checkpoint file for ``model_ref`` and, for ``models:/`` URIs, the registry (name, version)."""
-    if model_ref.startswith("models:/"):
+    if ModelRef.is_registry_uri(model_ref):
         from aidetect import registry
 
-        rest = model_ref[len("models:/") :]
-        name, sep, ref = rest.partition("@") if "@" in rest else rest.partition("/")
-        if not sep or not name or not ref:
-            raise DataError(
-                f"bad model URI {model_ref!r}: use models:/<name>@<alias> or models:/<name>/<version>"
-            )
+        parsed = ModelRef.parse(model_ref)
+        name, ref = parsed.name, parsed.ref
         mv = registry.get_version(name, ref)
         dst = tmp / "registered"
         registry.download_artifacts(name, ref, "checkpoint", dst)
@@ -294,7 +290,8 @@ def _resolve_checkpoint(model_ref: str, tmp: Path) -> tuple[str, tuple[str, str]
         return str(found[0]), (name, str(mv.version))
     p = Path(model_ref)
     if p.is_dir():
-        for cand in (p / "model.pt", p / "checkpoint" / "model.pt"):
+        # a training folder's evaluated checkpoint carries the chosen threshold: prefer it
+        for cand in (p / "eval" / "model.pt", p / "model.pt", p / "checkpoint" / "model.pt"):
             if cand.exists():
                 return str(cand), None
         raise DataError(f"no model.pt in {model_ref} (or its checkpoint/ folder)")
@@ -303,7 +300,7 @@ def _resolve_checkpoint(model_ref: str, tmp: Path) -> tuple[str, tuple[str, str]
 
 def optimize(
     model_ref: str,
-    dataset_version: str | None,
+    dataset: Any,
     out_dir: str,
     *,
     model_name: str | None = None,
@@ -312,33 +309,41 @@ def optimize(
     max_accuracy_drop: float = 0.3,
     max_validation: int = 2000,
     register: bool = True,
+    datasets_root: str | None = None,
 ) -> OptimizeReport:
-    """Write the bundle of ``model_ref`` (checkpoint file/folder or ``models:/`` URI) in ``out_dir``."""
+    """Write the bundle of ``model_ref`` (checkpoint file/folder or ``models:/`` URI) in ``out_dir``.
+
+    ``dataset`` is a ``DatasetVersion``, a version id, or None for the one the checkpoint names."""
+    from aidetect.data.versions import open_version
     from aidetect.model.checkpoint import load_checkpoint
 
     with tempfile.TemporaryDirectory(prefix="aidetect-optimize-") as tmp:
         ckpt_path, registered = _resolve_checkpoint(model_ref, Path(tmp))
         model, meta = load_checkpoint(ckpt_path)
-        dataset_version = dataset_version or meta.get("dataset_version")
-        if not dataset_version:
-            raise DataError("no dataset version: pass --data (the checkpoint does not name one)")
+        if dataset is None or isinstance(dataset, str):
+            dataset_id = dataset or meta.get("dataset_version")
+            if not dataset_id:
+                raise DataError("no dataset version: pass --data (the checkpoint does not name one)")
+            dataset = open_version(dataset_id, datasets_root)
+        dataset_version = dataset.version_id
         labels = list(meta["labels"])
-        x, y = validation_data(dataset_version, labels, max_validation, meta)
+        x, y = validation_data(dataset, labels, max_validation, meta)
         report, paths = evaluate_variants(
             model, int(meta["input_size"]), x, y, Path(tmp), variants, max_accuracy_drop
         )
         name = model_name or (registered[0] if registered else meta.get("model_name") or "aidetect")
         version = model_version or (registered[1] if registered else str(meta.get("model_version", "0")))
-        positive = "FAKE" if "FAKE" in labels and len(labels) == 2 else meta.get("positive_label")
+        rule = DecisionSpec.from_meta(meta)
         spec = BundleSpec(
             model_name=name,
             model_version=str(version),
             labels=labels,
-            positive_label=positive,
+            positive_label=rule.fake_label,
+            real_label=rule.real_label,
             input_size=int(meta["input_size"]),
             mean=[float(v) for v in meta["mean"]],
             std=[float(v) for v in meta["std"]],
-            threshold=float(meta.get("threshold", 0.5)),
+            threshold=rule.threshold,
             input_name=INPUT_NAME,
             output_name=OUTPUT_NAME,
             variant=report.chosen,

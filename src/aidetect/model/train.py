@@ -29,6 +29,7 @@ import torch.distributed as dist
 from torch import nn
 
 from aidetect import storage
+from aidetect.decision import DecisionSpec
 from aidetect.errors import AidetectError, DataError
 from aidetect.model.augment import Augmenter
 from aidetect.model.checkpoint import save_checkpoint, unwrap
@@ -61,6 +62,21 @@ class TrainResult:
     epochs_run: int
     stopped_early: bool
     seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """What identifies the trained model (pipeline metadata)."""
+        return {
+            "run_id": self.run_id or "",
+            "dataset_version": self.dataset_version,
+            "best_epoch": self.best_epoch,
+        }
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "best_val_f1": float(self.best_val_f1),
+            "epochs_run": float(self.epochs_run),
+            "train_seconds": float(self.seconds),
+        }
 
 
 @dataclass
@@ -207,7 +223,7 @@ class _Tracker:
                 registry.end_run(self.run_id, status)
 
 
-def _open_data(data: Any, cfg: TrainConfig) -> tuple[str, list[str], SplitData, SplitData]:
+def _open_data(data: Any, cfg: TrainConfig) -> tuple[str, DecisionSpec, SplitData, SplitData]:
     if isinstance(data, str):
         from aidetect.data.versions import open_version
 
@@ -218,7 +234,7 @@ def _open_data(data: Any, cfg: TrainConfig) -> tuple[str, list[str], SplitData, 
         raise DataError(f"dataset version {data.version_id} has no train images")
     if len(val_set) == 0:
         raise DataError(f"dataset version {data.version_id} has no val images (needed for early stopping)")
-    return data.version_id, list(data.labels), train_set, val_set
+    return data.version_id, DecisionSpec.from_meta(data.meta), train_set, val_set
 
 
 @dataclass
@@ -306,7 +322,8 @@ def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = Fa
         from aidetect import registry
 
         registry.check_reachable()
-    version_id, labels, train_set, val_set = _open_data(data, cfg)
+    version_id, rule, train_set, val_set = _open_data(data, cfg)
+    labels = list(rule.labels)
     seed_everything(cfg.seed)
     loop = _setup(cfg, len(labels), len(train_set), device, d, state_path)
     if resume and state_path.exists():
@@ -322,6 +339,7 @@ def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = Fa
         "num_classes": len(labels),
         "input_size": cfg.input_size,
         "labels": labels,
+        "real_label": rule.real_label,
         "mean": list(cfg.mean),
         "std": list(cfg.std),
         "threshold": 0.5,
@@ -370,7 +388,7 @@ def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = Fa
             stop = False
             loop.progress.update(epoch=epoch + 1, step=0)
             if d.main:
-                val = _validate(loop.model, val_loader, device, labels, use_amp, cfg.flip_average)
+                val = _validate(loop.model, val_loader, device, rule, use_amp, cfg.flip_average)
                 row = {
                     "epoch": epoch + 1,
                     "train_loss": train_loss,
@@ -496,10 +514,10 @@ def _run_epoch(
 
 
 def _validate(
-    model: nn.Module, loader: Any, device: torch.device, labels: list[str], amp: bool, flip_average: bool
+    model: nn.Module, loader: Any, device: torch.device, rule: DecisionSpec, amp: bool, flip_average: bool
 ) -> dict[str, float]:
     probs, targets = predict_probs(with_flip_average(unwrap(model), flip_average), loader, device, amp)
-    m = classification_metrics(probs, targets, labels)
+    m = classification_metrics(probs, targets, rule)
     eps = 1e-7
     nll = float(-np.log(np.clip(probs[np.arange(len(targets)), targets], eps, 1.0)).mean())
     return {"loss": nll, "accuracy": m["accuracy"], "f1": m["f1"], "roc_auc": m["roc_auc"], "ece": m["ece"]}

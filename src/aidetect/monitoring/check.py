@@ -17,7 +17,7 @@ import json
 import logging
 import tempfile
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,39 +25,19 @@ from typing import Any
 import pandas as pd
 
 from aidetect import storage
-from aidetect.errors import DataError
 from aidetect.monitoring import exposition, retrain
 from aidetect.monitoring.config import DriftConfig, parse_duration
 from aidetect.monitoring.drift import compare, snapshot_html
 from aidetect.monitoring.reference import Profile, load_reference, read_reference
 from aidetect.monitoring.window import read_window
 from aidetect.paths import home
+from aidetect.refs import ModelRef
 
 log = logging.getLogger(__name__)
 
 VERDICT_FILE = "verdict.json"
 REPORT_FILE = "report.html"
 LATEST_FILE = "latest.json"
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    name: str
-    ref: str  # a version number or an alias
-
-
-def parse_model_ref(text: str, default_name: str) -> ModelRef:
-    """``3``, ``production``/``@production``, ``name/3`` or ``name@production``."""
-    text = text.strip()
-    if not text:
-        raise DataError("--model: empty model reference")
-    if "@" in text and not text.startswith("@"):
-        name, _, alias = text.partition("@")
-        return ModelRef(name, alias)
-    if "/" in text:
-        name, _, version = text.rpartition("/")
-        return ModelRef(name.removeprefix("models:").strip("/"), version)
-    return ModelRef(default_name, text.lstrip("@"))
 
 
 def default_model_name(cfg: DriftConfig) -> str:

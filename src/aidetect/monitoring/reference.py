@@ -24,6 +24,7 @@ import pandas as pd
 from aidetect import storage
 from aidetect.data.features import FEATURE_COLUMNS, image_features
 from aidetect.data.imaging import ImageDecodeError, decode_rgb, model_input_from_bytes
+from aidetect.decision import DecisionSpec
 from aidetect.errors import DataError, ServiceUnavailableError, StorageError
 
 ARTIFACT_PATH = "reference"
@@ -35,7 +36,7 @@ class Scorer(Protocol):
     """Class probabilities for a batch of images (the served model, or a stand-in)."""
 
     labels: list[str]
-    positive_label: str | None
+    rule: DecisionSpec  # the decision rule the served model answers with
 
     def predict(self, encoded: Sequence[bytes]) -> np.ndarray:  # [N, C]
         ...
@@ -51,7 +52,7 @@ class BundleScorer:
         bundle = load_bundle(bundle_uri)
         self.spec = bundle.spec
         self.labels = list(bundle.spec.labels)
-        self.positive_label = bundle.spec.positive_label
+        self.rule = DecisionSpec.from_meta(asdict(bundle.spec))
         self.batch_size = batch_size
         self._classify = OnnxClassifier(bundle)
 
@@ -82,13 +83,12 @@ class Profile:
 
 
 def _prediction_columns(scores: np.ndarray, scorer: Scorer) -> dict[str, Any]:
-    labels = scorer.labels
-    positive = labels.index(scorer.positive_label) if scorer.positive_label in labels else -1
+    rule = scorer.rule
     cols: dict[str, Any] = {
-        "label": [labels[i] for i in scores.argmax(axis=1)],
-        "probability_fake": scores[:, positive] if positive >= 0 else scores.max(axis=1),
+        "label": rule.names(rule.decide(scores)),
+        "probability_fake": rule.fake_score(scores),
     }
-    for j, name in enumerate(labels):
+    for j, name in enumerate(rule.labels):
         cols[f"p_{name}"] = scores[:, j]
     return cols
 

@@ -1,4 +1,4 @@
-"""The plain step functions behind the components: error recording, HTML reports, the retrain trigger."""
+"""Flows as pipeline steps: error recording, HTML reports, the retrain trigger."""
 
 from __future__ import annotations
 
@@ -8,24 +8,25 @@ from pathlib import Path
 import pytest
 
 from aidetect.errors import DataError
-from components import steps
+from aidetect.flows import monitoring, steprun
+from aidetect.model.lineage import read_json, write_json
 from tests.helpers.kfp_api import fake_kfp_api
 
 
 def test_run_step_returns_the_result_and_records_nothing(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv(steps.FAILURES_ENV, str(tmp_path))
-    assert steps.run_step("ingest", lambda x: {"x": x}, x=3) == {"x": 3}
+    monkeypatch.setenv(steprun.FAILURES_ENV, str(tmp_path))
+    assert steprun.run_step("ingest", lambda x: {"x": x}, x=3) == {"x": 3}
     assert list(tmp_path.iterdir()) == []
 
 
 def test_run_step_records_a_library_error_in_one_line(tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setenv(steps.FAILURES_ENV, str(tmp_path))
+    monkeypatch.setenv(steprun.FAILURES_ENV, str(tmp_path))
 
     def broken() -> dict:
         raise DataError("dataset version abc has no val images")
 
     with pytest.raises(SystemExit) as exc:
-        steps.run_step("train", broken)
+        steprun.run_step("train", broken)
     assert exc.value.code == 1
     assert json.loads((tmp_path / "train.json").read_text()) == {
         "step": "train",
@@ -35,32 +36,39 @@ def test_run_step_records_a_library_error_in_one_line(tmp_path: Path, monkeypatc
 
 
 def test_run_step_names_an_unexpected_exception_type(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv(steps.FAILURES_ENV, str(tmp_path))
+    monkeypatch.setenv(steprun.FAILURES_ENV, str(tmp_path))
     with pytest.raises(SystemExit):
-        steps.run_step("evaluate", lambda: {}["missing"])
+        steprun.run_step("evaluate", lambda: {}["missing"])
     assert json.loads((tmp_path / "evaluate.json").read_text())["error"] == "KeyError: 'missing'"
 
 
-def test_markdown_reports_become_self_contained_html() -> None:
-    html = steps._markdown_html("# Gate\n\n| rule | ok |\n|---|---|\n| f1 >= 0.9 | yes |\n", "gate <v1>")
+def test_validation_reports_become_self_contained_html(tmp_path: Path) -> None:
+    from aidetect.data.demo import generate_demo
+    from aidetect.data.validation import validate_version
+    from aidetect.data.validation_report import render_html
+    from aidetect.data.versions import ingest
+
+    version = ingest(str(generate_demo(tmp_path / "img", n_per_class=12)), root=str(tmp_path / "ds"))
+    result = validate_version(version.version_id, str(tmp_path / "ds"))
+    html = render_html(result)
     assert html.startswith("<!doctype html>")
-    assert "<title>gate &lt;v1&gt;</title>" in html
-    assert "<h1>Gate</h1>" in html and "<td>f1 &gt;= 0.9</td>" in html
+    assert f"<title>validation {result.version_id}</title>" in html
+    assert "<table>" in html and "</html>" in html
 
 
 def test_retrain_command_local_and_cluster() -> None:
     args = {"preset": "small", "gate_config": "", "model_name": "m"}
-    local = steps.retrain_command("", "/data/{new}", args)
+    local = monitoring.retrain_command("", "/data/{new}", args)
     assert local[1:] == [
         "-m", "aidetect.cli", "pipeline", "run", "training", "--local",
         "--data", "/data/{{new}}", "--param", "model_name=m", "--param", "preset=small",
     ]  # fmt: skip
-    remote = steps.retrain_command("http://kfp:8888", "s3://b/p", args)
+    remote = monitoring.retrain_command("http://kfp:8888", "s3://b/p", args)
     assert remote[3:8] == ["pipeline", "submit", "training", "--host", "http://kfp:8888"]
 
 
-def _verdict(path: Path) -> str:
-    steps.write_json(
+def _verdict(path: Path) -> dict:
+    write_json(
         path,
         {
             "model_name": "detector",
@@ -70,7 +78,7 @@ def _verdict(path: Path) -> str:
             "verdict_uri": str(path),
         },
     )
-    return str(path)
+    return read_json(path)
 
 
 def test_trigger_submits_one_training_run_then_holds_the_cooldown(tmp_path: Path, monkeypatch) -> None:
@@ -78,8 +86,8 @@ def test_trigger_submits_one_training_run_then_holds_the_cooldown(tmp_path: Path
     verdict = _verdict(tmp_path / "verdict.json")
     with fake_kfp_api() as api:
         args = (verdict, "detector", api.url, "s3://bucket/labelled", {"preset": "tiny"})
-        first = steps.trigger_retrain(*args)
-        second = steps.trigger_retrain(*args)
+        first = monitoring.trigger_retrain(*args)
+        second = monitoring.trigger_retrain(*args)
         runs = api.received("POST", "/apis/v2beta1/runs")
     assert first["action"] == "launched", first
     assert "jpeg_quality" in first["reason"]
@@ -95,8 +103,8 @@ def test_a_failed_launch_fails_the_step_and_does_not_hold_the_cooldown(tmp_path:
     verdict = _verdict(tmp_path / "verdict.json")
     dead = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(Exception, match="retraining launch failed"):
-        steps.trigger_retrain(verdict, "detector", dead, "s3://bucket/labelled", {})
+        monitoring.trigger_retrain(verdict, "detector", dead, "s3://bucket/labelled", {})
     with fake_kfp_api() as api:
-        again = steps.trigger_retrain(verdict, "detector", api.url, "s3://bucket/labelled", {})
+        again = monitoring.trigger_retrain(verdict, "detector", api.url, "s3://bucket/labelled", {})
         assert again["action"] == "launched"
         assert len(api.received("POST", "/apis/v2beta1/runs")) == 1

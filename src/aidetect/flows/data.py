@@ -1,0 +1,67 @@
+"""Data flows: a source becomes a content-addressed dataset version, then passes (or fails) validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aidetect.errors import AidetectError
+from aidetect.flows.refs import DatasetRef
+from aidetect.flows.stores import Stores
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """The version and what the ingest did (``result``: created, counts, skipped, duplicates, timing)."""
+
+    dataset: DatasetRef
+    result: Any  # aidetect.data.versions.IngestResult
+
+    def summary(self) -> dict[str, Any]:
+        r = self.result
+        return {**self.dataset.to_dict(), "created": r.created, "counts": r.counts, "skipped": len(r.skipped)}
+
+
+def ingest(source: str, stores: Stores, cfg: Any = None) -> Ingested:
+    """Ingest ``source`` (folder, zip, parquet, ``s3://``); the same content gives the same version id."""
+    from aidetect.data.versions import ingest as ingest_source
+
+    if not source:
+        raise AidetectError("the data source is empty: name a folder, zip, parquet file or s3:// prefix")
+    res = ingest_source(source, root=stores.datasets, config=cfg)
+    return Ingested(DatasetRef(res.version_id, res.uri, stores.datasets_root), res)
+
+
+@dataclass(frozen=True)
+class Validated:
+    """The suite's result and the version later steps use (duplicate-free under the ``drop`` policy)."""
+
+    result: Any  # aidetect.data.validation.ValidationResult
+    dataset: DatasetRef
+    reports: dict[str, str]
+
+
+def validate(
+    dataset: DatasetRef,
+    stores: Stores,
+    *,
+    cfg: Any = None,
+    out: str | None = None,
+    raise_on_critical: bool = True,
+) -> Validated:
+    """Run the Great Expectations suite, write the JSON/Markdown reports (under ``out``, default the
+    home's reports folder), and stop on critical failures unless told not to."""
+    from aidetect.data.validation import validate_version
+    from aidetect.data.validation_report import write_reports
+
+    result = validate_version(dataset.version_id, stores.datasets, cfg)
+    reports = {k: str(v) for k, v in write_reports(result, out).items()}
+    if raise_on_critical:
+        result.raise_for_critical()
+    ref = dataset
+    if result.derived_version:
+        from aidetect.data.versions import open_version
+
+        derived = open_version(result.derived_version, root=stores.datasets)
+        ref = DatasetRef(derived.version_id, derived.uri, dataset.root, parent=dataset.version_id)
+    return Validated(result, ref, reports)
