@@ -1,4 +1,5 @@
-"""Dockerfiles of the training and serving images: hadolint clean, multi-stage, non-root, no torch."""
+"""Dockerfiles of the training, serving and explainer images: hadolint clean, multi-stage, non-root, no torch
+in the serving image."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tests.helpers.servers import tool
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "components" / "images"
-DOCKERFILES = {name: IMAGES / name / "Dockerfile" for name in ("train", "serve")}
+DOCKERFILES = {name: IMAGES / name / "Dockerfile" for name in ("train", "serve", "explain")}
 
 
 def _instructions(path: Path) -> list[tuple[str, str]]:

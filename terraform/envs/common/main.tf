@@ -14,4 +14,6 @@ module "platform" {
   inference_logs_retention_days  = var.inference_logs_retention_days
   extra_model_bucket_arns        = var.extra_model_bucket_arns
   namespaces                     = var.namespaces
+  serving_hostname               = var.serving_hostname
+  route53_zone_id                = var.route53_zone_id
 }

@@ -120,3 +120,13 @@ variable "namespaces" {
     mlflow    = string
   })
 }
+
+variable "serving_hostname" {
+  description = "Hostname clients use for the predictor (TLS certificate and gateway host), e.g. detect.staging.example.com."
+  type        = string
+}
+
+variable "route53_zone_id" {
+  description = "Route 53 hosted zone of serving_hostname."
+  type        = string
+}

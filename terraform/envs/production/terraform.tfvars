@@ -13,6 +13,10 @@ network = {
 
 kubernetes_version = "1.33"
 
+# The predictor's hostname (ACM certificate, gateway host) and the Route 53 zone that holds it: replace both.
+serving_hostname = "detect.aidetect.example.com"
+route53_zone_id  = "Z0000000000EXAMPLE2"
+
 # Who administers the cluster (EKS access entries; the creator gets no implicit admin).
 cluster_admin_principal_arns = ["arn:aws:iam::222222222222:role/aidetect-platform-admin"]
 

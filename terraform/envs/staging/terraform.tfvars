@@ -13,6 +13,10 @@ network = {
 
 kubernetes_version = "1.33"
 
+# The predictor's hostname (ACM certificate, gateway host) and the Route 53 zone that holds it: replace both.
+serving_hostname = "detect.staging.aidetect.example.com"
+route53_zone_id  = "Z0000000000EXAMPLE1"
+
 # Who administers the cluster (EKS access entries; the creator gets no implicit admin).
 cluster_admin_principal_arns = ["arn:aws:iam::111111111111:role/aidetect-platform-admin"]
 

@@ -114,10 +114,13 @@ resource "aws_eks_access_policy_association" "admin" {
 # Node-level networking add-ons (DaemonSets) go in with the control plane, before any node joins. CoreDNS
 # and the EBS CSI driver need nodes to become ACTIVE: modules/platform adds them after the node groups.
 resource "aws_eks_addon" "this" {
-  for_each                    = toset(["vpc-cni", "kube-proxy", "eks-pod-identity-agent"])
-  cluster_name                = aws_eks_cluster.this.name
-  addon_name                  = each.key
-  addon_version               = lookup(var.addon_versions, each.key, null)
+  for_each      = toset(["vpc-cni", "kube-proxy", "eks-pod-identity-agent"])
+  cluster_name  = aws_eks_cluster.this.name
+  addon_name    = each.key
+  addon_version = lookup(var.addon_versions, each.key, null)
+  # The VPC CNI enforces NetworkPolicy only with its network-policy agent switched on; without it the
+  # aidetect NetworkPolicies (manifests/base/runtime) are accepted and ignored.
+  configuration_values        = each.key == "vpc-cni" ? jsonencode({ enableNetworkPolicy = "true" }) : null
   resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "PRESERVE"
   tags                        = var.tags

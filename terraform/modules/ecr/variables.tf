@@ -1,7 +1,7 @@
 variable "repositories" {
-  description = "ECR repository names, one per image: aidetect-train (every KFP component, the Grad-CAM explainer) and aidetect-serve (the ONNX predictor)."
+  description = "ECR repository names, one per image of components/images: aidetect-train (every KFP component, the drift and retrain CronWorkflows), aidetect-serve (the ONNX predictor, also its -cuda tags) and aidetect-explain (the Grad-CAM explainer)."
   type        = list(string)
-  default     = ["aidetect-train", "aidetect-serve"]
+  default     = ["aidetect-train", "aidetect-serve", "aidetect-explain"]
 
   validation {
     condition     = length(var.repositories) > 0 && alltrue([for r in var.repositories : can(regex("^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$", r))])

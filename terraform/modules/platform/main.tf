@@ -54,6 +54,23 @@ module "node_groups" {
   tags               = local.tags
 }
 
+# Private-only API endpoint: the operator reaches it through an SSM port forward on this host.
+module "bastion" {
+  source                    = "../bastion"
+  name                      = local.name
+  vpc_id                    = module.network.vpc_id
+  subnet_id                 = module.network.private_subnet_ids[0]
+  cluster_security_group_id = module.cluster.cluster_security_group_id
+  tags                      = local.tags
+}
+
+module "serving_endpoint" {
+  source          = "../serving_endpoint"
+  hostname        = var.serving_hostname
+  route53_zone_id = var.route53_zone_id
+  tags            = local.tags
+}
+
 module "storage" {
   source                        = "../storage"
   name_prefix                   = "${local.name}-${data.aws_caller_identity.current.account_id}"

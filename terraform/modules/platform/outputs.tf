@@ -18,5 +18,13 @@ output "ansible" {
     database_port     = module.database.port
     database_username = module.database.master_username
     database_secret   = module.database.master_user_secret_arn
+    serving_hostname  = module.serving_endpoint.hostname
+    route53_zone_id   = module.serving_endpoint.route53_zone_id
+    gateway_cert_arn  = module.serving_endpoint.certificate_arn
   }
+}
+
+output "bastion_instance_id" {
+  description = "SSM target for port forwarding to the private EKS API endpoint (docs/runbook.md)."
+  value       = module.bastion.instance_id
 }

@@ -113,7 +113,7 @@ variable "inference_logs_retention_days" {
 variable "ecr_repositories" {
   description = "ECR repositories to create."
   type        = list(string)
-  default     = ["aidetect-train", "aidetect-serve"]
+  default     = ["aidetect-train", "aidetect-serve", "aidetect-explain"]
 }
 
 variable "extra_model_bucket_arns" {
@@ -140,4 +140,14 @@ variable "tags" {
   description = "Extra tags on every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "serving_hostname" {
+  description = "Hostname clients use for the predictor (TLS certificate and gateway host), e.g. detect.staging.example.com."
+  type        = string
+}
+
+variable "route53_zone_id" {
+  description = "Route 53 hosted zone of serving_hostname."
+  type        = string
 }
