@@ -258,3 +258,26 @@ def test_verify_checks_the_pins_a_pull_request_changes(repo, versions, tmp_path:
 
     overlays.pin_path(manifests, "production").write_text("kind: InferenceService\n")
     assert any("production" in p for p in verify(clone, cfg).problems)
+
+
+def test_verify_refuses_a_gated_version_pinned_to_someone_elses_artifacts(
+    repo, versions, tmp_path: Path
+) -> None:
+    """A gated model-version whose storageUri is another run's (well-formed, so the policy passes it)."""
+    work, bare = repo
+    cfg = config(versions)
+    branch = promote(work, cfg, versions["good"], "staging").branch
+    clone = tmp_path / "pr"
+    subprocess.run(["git", "clone", "-q", "-b", branch, str(bare), str(clone)], check=True)
+    pin_file = overlays.pin_path(clone / "manifests", "staging")
+    honest = pin_file.read_text()
+    root = overlays.read_pin(clone / "manifests", "staging").artifact_root
+    run_id = root.rsplit("/", 2)[-2]
+    pin_file.write_text(honest.replace(run_id, "f" * len(run_id)))  # predictor and explainer alike
+    problems = verify(clone, cfg, "origin/main").problems
+    assert len(problems) == 2, problems
+    for what, problem in zip(("storageUri", "explainer storageUris"), problems, strict=True):
+        assert problem.startswith(f"staging: {what} s3://") and "f" * len(run_id) in problem
+        assert f"is not {versions['model']} v{versions['good']}'s run artifact {root}/" in problem
+    pin_file.write_text(honest)
+    assert verify(clone, cfg, "origin/main").problems == []

@@ -25,9 +25,21 @@ def run(repo: Path, *args: str, check: bool = True) -> str:
     except FileNotFoundError:
         raise GitError("git is not installed") from None
     if check and proc.returncode != 0:
-        msg = (proc.stderr or proc.stdout).strip().splitlines()
+        msg = redact_url(proc.stderr or proc.stdout).strip().splitlines()
         raise GitError(f"git {args[0]} failed: {msg[-1] if msg else 'exit ' + str(proc.returncode)}")
     return proc.stdout
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the credentials of every ``scheme://user:token@host`` URL removed.
+
+    Remote URLs often carry a token (``https://x-access-token:ghp_...@github.com/...``) and git repeats
+    them in its errors; nothing the platform prints or raises may contain them.
+    """
+    return _USERINFO.sub("", text)
 
 
 def toplevel(path: str | Path) -> Path:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -19,7 +19,7 @@ class GitHubError(AidetectError):
 class GitHub:
     api_url: str  # https://api.github.com, or a GitHub Enterprise / test server
     repository: str  # owner/name
-    token: str
+    token: str = field(repr=False)  # never in a repr, a log line or a traceback's locals dump
 
     def _request(self, method: str, path: str, json: dict | None = None) -> httpx.Response:
         headers = {

@@ -42,6 +42,7 @@ class Pin:
     version: int
     uri: str  # the predictor's serving bundle (storageUri)
     artifact_root: str  # the run's artifact folder the bundle and the checkpoint come from
+    explainer_uris: tuple[str, ...] = ()  # the explainer's checkpoint (storageUris), when it has one
 
 
 def _yaml() -> YAML:
@@ -100,7 +101,9 @@ def parse_pin(env: str, text: str, where: str = "model.yaml") -> Pin:
     if not version.isdigit():
         raise OverlayError(f"{where}: {VERSION_KEY} is {version!r}, not a version number")
     root = uri.rsplit("/artifacts/", 1)[0] + "/artifacts"
-    return Pin(env=env, model_name=name, version=int(version), uri=uri, artifact_root=root)
+    explainer = (doc["spec"].get("explainer") or {}).get("storageUris") or []
+    extra = tuple(str(item.get("uri", "")) for item in explainer if isinstance(item, dict))
+    return Pin(env, name, int(version), uri, root, explainer_uris=extra)
 
 
 def read_pin(manifests_dir: str | Path, env: str) -> Pin:

@@ -171,7 +171,9 @@ def propose(ctx: Context, change: Change) -> PromotionResult:
     token = os.environ.get(cfg.token_env, "")
     hub = GitHub(cfg.github_api_url, repository, token) if token and repository else None
     if token and not repository:
-        raise PromotionRefused(f"remote {url} is not on GitHub", hint="set promotion github_repository")
+        raise PromotionRefused(
+            f"remote {git.redact_url(url)} is not on GitHub", hint="set promotion github_repository"
+        )
     if hub is not None:
         hub.check_access()
     with git.branch_worktree(ctx.repo, change.branch, ctx.ref) as tree:

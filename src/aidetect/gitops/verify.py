@@ -1,6 +1,7 @@
 """What CI checks on a promotion pull request: every overlay renders and validates, the deployment
 policy holds, and each environment whose pin changed against the base runs a version that passed its
-gates and came through the stage before it."""
+gates, came through the stage before it, and whose pinned URIs are that version's own run artifacts
+(a gated version number with a ``storageUri`` pointing at any other bucket or run is refused)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aidetect import registry
-from aidetect.gitops import git, overlays, render
+from aidetect.errors import AidetectError
+from aidetect.gitops import evidence, git, overlays, render
 from aidetect.gitops.config import PromotionConfig
+from aidetect.gitops.promotion import pinned_artifact_root
 
 
 @dataclass
@@ -51,20 +54,34 @@ def _check_changed_pins(
             base = overlays.parse_pin(env, git.show(repo, base_ref, path))
         except git.GitError:
             base = None
-        if base is not None and (base.model_name, base.version, base.uri) == (
-            pin.model_name,
-            pin.version,
-            pin.uri,
-        ):
+        if base is not None and base == pin:
             continue
         report.changed[env] = (base.version if base else None, pin.version)
         if not registry.gate_passed(pin.model_name, pin.version):
             report.problems.append(f"{env}: {pin.model_name} v{pin.version} did not pass its gates")
+        report.problems += [f"{env}: {p}" for p in _artifact_mismatches(pin, config)]
         allowed = _allowed_sources(env, head)
         if allowed and pin.version not in allowed:
             report.problems.append(
                 f"{env}: v{pin.version} skips a stage (it must be what {' or '.join(allowed.values())} runs)"
             )
+
+
+def _artifact_mismatches(pin: overlays.Pin, config: PromotionConfig) -> list[str]:
+    """Pinned URIs that are not the registered run's ``serving`` bundle and ``checkpoint``."""
+    try:
+        facts = evidence.version_facts(pin.model_name, pin.version, with_report=False)
+        root = pinned_artifact_root(facts, config)
+    except AidetectError as exc:
+        return [str(exc)]
+    wanted = {"storageUri": (f"{root}/serving", (pin.uri,))}
+    wanted["explainer storageUris"] = (f"{root}/checkpoint", pin.explainer_uris)
+    return [
+        f"{what} {uri} is not {pin.model_name} v{pin.version}'s run artifact {expected}"
+        for what, (expected, uris) in wanted.items()
+        for uri in uris
+        if uri != expected
+    ]
 
 
 def _allowed_sources(env: str, head: dict[str, overlays.Pin]) -> dict[int, str]:
