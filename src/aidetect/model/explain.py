@@ -159,6 +159,7 @@ class GradCam:
 def decode_instances(payload: Any, max_pixels: int) -> tuple[list[tuple[Image.Image, bytes]], str | None]:
     """V1 ``{"instances": [...]}`` with base64 images -> (decoded image, its bytes) pairs and the target.
 
+    ``max_pixels`` bounds the whole request: every header is read before any image is decoded.
     Raises ValueError naming the index of a bad instance.
     """
     if not isinstance(payload, dict) or not isinstance(payload.get("instances"), list):
@@ -166,7 +167,7 @@ def decode_instances(payload: Any, max_pixels: int) -> tuple[list[tuple[Image.Im
     instances = payload["instances"]
     if not 1 <= len(instances) <= MAX_INSTANCES:
         raise ValueError(f"instances: send 1 to {MAX_INSTANCES} images, got {len(instances)}")
-    images = []
+    encoded, total = [], 0
     for i, item in enumerate(instances):
         b64 = item
         if isinstance(item, dict):
@@ -175,8 +176,17 @@ def decode_instances(payload: Any, max_pixels: int) -> tuple[list[tuple[Image.Im
             raise ValueError(f'instances[{i}]: expected {{"image_bytes": {{"b64": ...}}}} or a base64 string')
         try:
             data = base64.b64decode(b64, validate=True)
+            width, height = imaging.open_image(data, max_pixels).size  # the header only
         except (binascii.Error, ValueError):
             raise ValueError(f"instances[{i}]: not valid base64") from None
+        except imaging.ImageDecodeError as exc:
+            raise ValueError(f"instances[{i}]: {exc}") from None
+        total += width * height
+        if total > max_pixels:  # the limit is per request: n images never cost n times one
+            raise ValueError(f"instances: {total} pixels up to instances[{i}], above the limit {max_pixels}")
+        encoded.append(data)
+    images = []
+    for i, data in enumerate(encoded):
         try:
             images.append((imaging.decode_rgb(data, max_pixels), data))
         except imaging.ImageDecodeError as exc:
