@@ -21,7 +21,13 @@ SOURCES = [f"manifests/overlays/{env}" for env in OVERLAYS] + ["manifests/monito
 
 @pytest.fixture(scope="module")
 def argo_docs() -> dict[str, dict]:
-    return {d["kind"]: d for d in r.render(ARGOCD)}
+    """The ApplicationSet under its kind; each AppProject under ``AppProject/<name>``."""
+    docs = r.render(ARGOCD)
+    return {d["kind"] + (f"/{d['metadata']['name']}" if d["kind"] == "AppProject" else ""): d for d in docs}
+
+
+def _projects(argo_docs: dict[str, dict]) -> dict[str, dict]:
+    return {k.split("/", 1)[1]: d["spec"] for k, d in argo_docs.items() if k.startswith("AppProject/")}
 
 
 def test_argocd_objects_validate(argo_docs: dict[str, dict]) -> None:
@@ -30,21 +36,32 @@ def test_argocd_objects_validate(argo_docs: dict[str, dict]) -> None:
     docs = [*argo_docs.values(), yaml.safe_load((ARGOCD / "argocd-cm.yaml").read_text())]
     report = r.validate_documents(docs)
     assert report.errors == [] and report.skipped == []
-    assert set(argo_docs) == {"AppProject", "ApplicationSet"}
+    assert set(argo_docs) == {"AppProject/aidetect", "AppProject/aidetect-monitoring", "ApplicationSet"}
 
 
-def test_project_is_fenced_to_the_overlays_namespaces_and_kinds(argo_docs: dict[str, dict]) -> None:
-    project = argo_docs["AppProject"]["spec"]
-    rendered = [d for path in SOURCES for d in r.render(REPO / path)]
-    namespaces = {d["metadata"].get("namespace") for d in rendered if d["kind"] != "Namespace"}
-    assert {d["namespace"] for d in project["destinations"]} == namespaces
-    assert all(d["server"] == "https://kubernetes.default.svc" for d in project["destinations"])
-    allowed = {(k["group"], k["kind"]) for k in project["namespaceResourceWhitelist"]}
-    allowed |= {(k["group"], k["kind"]) for k in project["clusterResourceWhitelist"]}
-    used = {(r.group_version(d)[0], d["kind"]) for d in rendered}
-    assert used <= allowed, used - allowed
-    assert "*" not in {k["kind"] for k in project["namespaceResourceWhitelist"]}
-    assert project["clusterResourceWhitelist"] == [{"group": "", "kind": "Namespace"}]
+def test_each_project_allows_exactly_its_applications_namespaces_and_kinds(
+    argo_docs: dict[str, dict],
+) -> None:
+    """Tight, not merely sufficient: a kind or namespace no Application of the project renders is refused."""
+    projects = _projects(argo_docs)
+    sources: dict[str, list[str]] = {}
+    for app in _applications(argo_docs["ApplicationSet"]):
+        sources.setdefault(app["spec"]["project"], []).append(app["spec"]["source"]["path"])
+    assert set(sources) == set(projects)
+    for name, project in projects.items():
+        rendered = [d for path in sources[name] for d in r.render(REPO / path)]
+        namespaces = {d["metadata"].get("namespace") for d in rendered if d["kind"] != "Namespace"}
+        assert {d["namespace"] for d in project["destinations"]} == namespaces, name
+        assert all(d["server"] == "https://kubernetes.default.svc" for d in project["destinations"])
+        namespaced = {(k["group"], k["kind"]) for k in project["namespaceResourceWhitelist"]}
+        cluster = {(k["group"], k["kind"]) for k in project.get("clusterResourceWhitelist") or []}
+        used = {(r.group_version(d)[0], d["kind"]) for d in rendered}
+        assert namespaced | cluster == used, (name, (namespaced | cluster) ^ used)
+        assert "*" not in {k["kind"] for k in project["namespaceResourceWhitelist"]}
+    assert projects["aidetect"]["clusterResourceWhitelist"] == [{"group": "", "kind": "Namespace"}]
+    assert projects["aidetect-monitoring"]["clusterResourceWhitelist"] == []
+    serving_kinds = {k["kind"] for k in projects["aidetect"]["namespaceResourceWhitelist"]}
+    assert not serving_kinds & {"CronWorkflow", "PrometheusRule", "ConfigMap"}
 
 
 def _applications(appset: dict) -> list[dict]:
@@ -69,7 +86,7 @@ def test_applicationset_makes_one_application_per_overlay(argo_docs: dict[str, d
     assert paths == sorted(SOURCES)
     for app in apps:
         assert (REPO / app["spec"]["source"]["path"]).is_dir()
-        assert app["spec"]["project"] == argo_docs["AppProject"]["metadata"]["name"]
+        assert app["spec"]["project"] in _projects(argo_docs)
         assert app["spec"]["source"]["targetRevision"] == "main"
     policy = {
         a["metadata"]["labels"]["aidetect.io/environment"]: a["spec"]["syncPolicy"]["automated"] for a in apps
