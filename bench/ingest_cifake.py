@@ -30,8 +30,8 @@ import psutil
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-from aidetect.data.settings import load_data_config
-from aidetect.data.validation import load_validation_config, validate_version
+from aidetect.data.config import load_data_config, load_validation_config
+from aidetect.data.validation import validate_version
 from aidetect.data.versions import ingest
 
 

@@ -98,7 +98,7 @@ def main() -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from aidetect import flows
-    from aidetect.data.settings import load_data_config
+    from aidetect.data.config import load_data_config
 
     out = Path(args.out)
     t0 = time.monotonic()

@@ -74,8 +74,8 @@ def s3_unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """An S3 endpoint on a closed loopback port, one attempt and a short connect timeout."""
     from aidetect import storage
 
-    monkeypatch.setenv("AIDETECT_S3_MAX_ATTEMPTS", "1")
-    monkeypatch.setenv("AIDETECT_S3_CONNECT_TIMEOUT", "1")
+    monkeypatch.setenv("AIDETECT_STORAGE__MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("AIDETECT_STORAGE__CONNECT_TIMEOUT_S", "1")
     endpoint = f"http://127.0.0.1:{servers.free_port()}"
     point_s3_at(monkeypatch, endpoint)
     yield endpoint

@@ -1,8 +1,9 @@
 """One config object per concern: dataclasses loaded from ``configs/*.yaml``.
 
-Precedence, lowest first: dataclass defaults < YAML file < environment
-(``AIDETECT_<CONCERN>__<FIELD>``, nested fields joined by ``__``) < explicit overrides
-(CLI flags). Every error names the offending field.
+Precedence, lowest first: dataclass defaults < YAML file < layers (e.g. a training preset) < environment
+(``AIDETECT_<CONCERN>__<FIELD>``, nested fields joined by ``__``; values parse as YAML, so
+``[real, ai-generated]`` is a list and ``0.5`` a number) < explicit overrides (CLI flags). Every error
+names the offending field.
 """
 
 from __future__ import annotations
@@ -50,14 +51,31 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+class _EnvText(str):
+    """A value from the environment: parsed as YAML, except for fields that want the text itself."""
+
+
+def _from_env(value: _EnvText, field: str) -> Any:
+    try:
+        return yaml.safe_load(str(value))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{field}: environment value {str(value)!r} is not valid YAML ({exc})") from None
+
+
 def _coerce(value: Any, tp: Any, field: str) -> Any:
     """Convert ``value`` to type ``tp`` (str/int/float/bool/list/dict/Optional/dataclass)."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if isinstance(value, _EnvText) and args[0] is not str:
+            value = _from_env(value, field)
         if value is None:
             return None
         return _coerce(value, args[0], field)
+    if isinstance(value, _EnvText):
+        if tp is str:
+            return str(value)
+        value = _from_env(value, field)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{field}: expected a mapping")
@@ -73,7 +91,8 @@ def _coerce(value: Any, tp: Any, field: str) -> Any:
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{field}: expected a mapping, got {value!r}")
-        return dict(value)
+        (_, item_tp) = typing.get_args(tp) or (Any, Any)
+        return {k: _coerce(v, item_tp, f"{field}.{k}") for k, v in value.items()}
     if tp is Any:
         return value
     if tp is bool:
@@ -128,7 +147,7 @@ def _env_overrides(concern: str) -> dict[str, Any]:
         node = out
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = value
+        node[parts[-1]] = _EnvText(value)
     return out
 
 
@@ -147,10 +166,15 @@ def load(
     concern: str,
     path: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
+    layers: typing.Sequence[dict[str, Any] | str | Path] = (),
 ) -> T:
-    """Load the config for ``concern`` (``configs/<concern>.yaml`` unless ``path`` is given)."""
+    """Load the config for ``concern`` (``configs/<concern>.yaml`` unless ``path`` is given).
+
+    ``layers`` (mappings or YAML files, e.g. a training preset) go over the file, under the environment."""
     file = Path(path) if path else config_dir() / f"{concern}.yaml"
     data = read_yaml(file) if (path or file.exists()) else {}
+    for layer in layers:
+        data = _merge(data, layer if isinstance(layer, dict) else read_yaml(layer))
     data = _merge(data, _env_overrides(concern))
     data = _merge(data, overrides or {})
     return build(cls, data, prefix="")

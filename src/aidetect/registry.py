@@ -83,15 +83,36 @@ def tracking_uri() -> str:
     return _tracking_override or paths.tracking_uri()
 
 
+@dataclass
+class RegistryConfig:
+    """``configs/registry.yaml`` / ``AIDETECT_REGISTRY__<FIELD>`` (the tracking URI is MLflow's own
+    ``MLFLOW_TRACKING_URI``)."""
+
+    model_name: str = DEFAULT_MODEL_NAME  # the registered model the commands work on by default
+    retries: int = 4  # attempts for a call that cannot reach the server
+    backoff_s: float = 0.5  # first wait between attempts; doubles each time
+
+    def validate(self) -> None:
+        from aidetect.errors import ConfigError
+
+        if not self.model_name or self.retries < 1 or self.backoff_s < 0:
+            raise ConfigError("model_name (non-empty), retries (>= 1), backoff_s (>= 0): out of range")
+
+
+def settings() -> RegistryConfig:
+    from aidetect.config import load
+
+    return load(RegistryConfig, "registry")
+
+
 def model_name() -> str:
-    """The registered model name: ``$AIDETECT_MODEL_NAME`` or ``aidetect-detector``."""
-    return os.environ.get("AIDETECT_MODEL_NAME") or DEFAULT_MODEL_NAME
+    """The registered model name: ``AIDETECT_REGISTRY__MODEL_NAME`` or ``aidetect-detector``."""
+    return settings().model_name
 
 
 def _settings() -> tuple[int, float]:
-    attempts = int(os.environ.get("AIDETECT_TRACKING_RETRIES", "4"))
-    backoff = float(os.environ.get("AIDETECT_TRACKING_BACKOFF_S", "0.5"))
-    return max(1, attempts), max(0.0, backoff)
+    cfg = settings()
+    return cfg.retries, cfg.backoff_s
 
 
 def _is_remote(uri: str) -> bool:

@@ -13,8 +13,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from aidetect.errors import ServiceUnavailableError, StorageError
 
@@ -44,24 +45,43 @@ def join(base: str, *parts: str) -> str:
     return str(Path(base, *parts))
 
 
+@dataclass(frozen=True)
+class StorageConfig:
+    """``configs/storage.yaml`` / ``AIDETECT_STORAGE__<FIELD>``: how the S3 adapter talks to the store."""
+
+    endpoint_url: str = ""  # "" = AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS itself
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 60.0
+    max_attempts: int = 3
+
+    def validate(self) -> None:
+        from aidetect.errors import ConfigError
+
+        if self.connect_timeout_s <= 0 or self.read_timeout_s <= 0 or self.max_attempts < 1:
+            raise ConfigError("connect_timeout_s, read_timeout_s (> 0), max_attempts (>= 1): out of range")
+
+
 @functools.lru_cache(maxsize=4)
-def _client(endpoint: str | None) -> Any:
+def _client(cfg: StorageConfig, endpoint: str | None) -> Any:
     import boto3
     from botocore.config import Config
 
-    cfg = Config(
-        connect_timeout=float(os.environ.get("AIDETECT_S3_CONNECT_TIMEOUT", "5")),
-        read_timeout=float(os.environ.get("AIDETECT_S3_READ_TIMEOUT", "60")),
-        retries={"max_attempts": int(os.environ.get("AIDETECT_S3_MAX_ATTEMPTS", "3")), "mode": "standard"},
+    botocore_cfg = Config(
+        connect_timeout=cfg.connect_timeout_s,
+        read_timeout=cfg.read_timeout_s,
+        retries={"max_attempts": cfg.max_attempts, "mode": "standard"},
         s3={"addressing_style": "path"},
     )
-    return boto3.client("s3", endpoint_url=endpoint, config=cfg)
+    return boto3.client("s3", endpoint_url=endpoint, config=botocore_cfg)
 
 
 def s3_client() -> Any:
-    """A boto3 S3 client honouring ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``."""
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    return _client(endpoint)
+    """A boto3 S3 client for the configured endpoint (or the standard ``AWS_ENDPOINT_URL(_S3)``)."""
+    from aidetect.config import load
+
+    cfg = load(StorageConfig, "storage")
+    endpoint = cfg.endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return _client(cfg, endpoint or None)
 
 
 @contextlib.contextmanager
@@ -172,18 +192,6 @@ def local_copy(uri: str) -> Iterator[Path]:
         with s3_errors(uri):
             s3_client().download_file(bucket, key, str(dest))
         yield dest
-
-
-def open_binary(uri: str) -> IO[bytes]:
-    """A readable binary stream (local file handle or S3 streaming body)."""
-    if not is_s3(uri):
-        try:
-            return open(uri, "rb")
-        except FileNotFoundError:
-            raise StorageError(f"not found: {uri}") from None
-    bucket, key = split_s3(uri)
-    with s3_errors(uri):
-        return s3_client().get_object(Bucket=bucket, Key=key)["Body"]
 
 
 def publish_dir(local_dir: str | Path, dest: str, marker: str | None = None) -> None:

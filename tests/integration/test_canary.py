@@ -14,7 +14,8 @@ import httpx
 import pytest
 
 from aidetect.errors import ServiceUnavailableError
-from aidetect.monitoring.canary import CanaryConfig, NoTrafficError, analyze
+from aidetect.monitoring.canary import NoTrafficError, analyze
+from aidetect.monitoring.config import CanaryConfig
 from aidetect.serving.client import build_image_request
 from tests.helpers.gitops import git, make_repo, remote_branches
 from tests.helpers.prometheus import prometheus, wait_for_value
@@ -48,7 +49,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
     bundle; Prometheus scrapes the stable with each canary as two jobs (``healthy``, ``faulty``)."""
     work = tmp_path_factory.mktemp("canary")
     bundle = str(make_bundle(work / "bundle", name=MODEL))
-    faults = {"AIDETECT_SERVE_FAULT_ERROR_RATE": "0.3", "AIDETECT_SERVE_FAULT_DELAY_MS": "80"}
+    faults = {"AIDETECT_SERVING__FAULT_ERROR_RATE": "0.3", "AIDETECT_SERVING__FAULT_DELAY_MS": "80"}
     with ExitStack() as stack:
         urls = {}
         for name, env in (("stable", None), ("healthy", None), ("faulty", faults)):

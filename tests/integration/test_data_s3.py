@@ -14,7 +14,8 @@ from click.testing import CliRunner
 
 from aidetect import storage
 from aidetect.cli import main
-from aidetect.data.validation import ValidationConfig, validate_version
+from aidetect.data.config import ValidationConfig
+from aidetect.data.validation import validate_version
 from aidetect.data.validation_report import write_reports
 from aidetect.data.versions import ingest, list_versions, open_version
 from aidetect.errors import DataError, ServiceUnavailableError, StorageError

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from aidetect.data.config import ValidationConfig
 from aidetect.data.content import CIFAR10_CLASSES
-from aidetect.data.validation import ValidationConfig, validate_version
+from aidetect.data.validation import validate_version
 from aidetect.data.validation_report import write_reports
 from aidetect.data.versions import ingest, open_version
 

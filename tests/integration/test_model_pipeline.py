@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from aidetect import registry
 from aidetect.cli import main
+from aidetect.data.config import load_data_config
 from aidetect.data.demo import generate_demo
-from aidetect.data.settings import load_data_config
 from aidetect.data.versions import ingest
 
 VENV_BIN = Path(sys.executable).parent
@@ -68,7 +68,7 @@ def test_train_evaluate_register_against_real_mlflow_server(
     binary, _ = datasets
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server_uri)
     name = f"detector-{time.time_ns()}"
-    monkeypatch.setenv("AIDETECT_MODEL_NAME", name)
+    monkeypatch.setenv("AIDETECT_REGISTRY__MODEL_NAME", name)
     out = tmp_path / "m1"
     trained = _cli("train", "--data", binary, "--preset", "ci-tiny", "--out", str(out))
     assert (out / "model.pt").stat().st_size < 5 * 1024 * 1024
@@ -279,8 +279,8 @@ def test_nan_loss_and_unreachable_tracking_end_clearly(
     from tests.helpers.servers import free_port
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
-    monkeypatch.setenv("AIDETECT_TRACKING_RETRIES", "2")
-    monkeypatch.setenv("AIDETECT_TRACKING_BACKOFF_S", "0.05")
+    monkeypatch.setenv("AIDETECT_REGISTRY__RETRIES", "2")
+    monkeypatch.setenv("AIDETECT_REGISTRY__BACKOFF_S", "0.05")
     _, msg = _fail("train", "--data", binary, "--preset", "ci-tiny", "--out", str(tmp_path / "t"))
     assert "is unreachable" in msg and "hint: start the tracking server" in msg
     assert not (tmp_path / "t" / "run.json").exists()

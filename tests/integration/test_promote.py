@@ -47,7 +47,7 @@ def versions(mlflow_server_uri: str, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture
 def tracking(versions: dict, mlflow_server_uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server_uri)
-    monkeypatch.setenv("AIDETECT_TRACKING_RETRIES", "1")
+    monkeypatch.setenv("AIDETECT_REGISTRY__RETRIES", "1")
     return mlflow_server_uri
 
 

@@ -89,8 +89,8 @@ def test_registration_needs_lineage_and_leaves_nothing(
 
 def test_unreachable_tracking_server_fails_clearly_after_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
-    monkeypatch.setenv("AIDETECT_TRACKING_RETRIES", "3")
-    monkeypatch.setenv("AIDETECT_TRACKING_BACKOFF_S", "0.05")
+    monkeypatch.setenv("AIDETECT_REGISTRY__RETRIES", "3")
+    monkeypatch.setenv("AIDETECT_REGISTRY__BACKOFF_S", "0.05")
     start = time.monotonic()
     with pytest.raises(ServiceUnavailableError, match=r"unreachable \(health check, 3 attempts\)"):
         registry.start_run("x")

@@ -8,14 +8,8 @@ import math
 import pytest
 
 from aidetect.errors import ConfigError
-from aidetect.monitoring.canary import (
-    CanaryConfig,
-    NoTrafficError,
-    TrackStats,
-    decide,
-    load_canary_config,
-    prediction_shift,
-)
+from aidetect.monitoring.canary import NoTrafficError, TrackStats, decide, prediction_shift
+from aidetect.monitoring.config import CanaryConfig, load_canary_config
 
 LE = [0.25, 0.5, 0.75, 1.0, math.inf]
 

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from aidetect.data.config import DataConfig
 from aidetect.data.content import cifake_class, content_classes
-from aidetect.data.settings import DataConfig
 from aidetect.data.versions import ingest, open_version
 from aidetect.errors import DataError
 from tests.unit.test_data_versions import make_tree, png

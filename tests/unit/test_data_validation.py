@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from aidetect.cli import main
-from aidetect.data.settings import DataConfig
-from aidetect.data.validation import ValidationConfig, validate_version
+from aidetect.data.config import DataConfig, ValidationConfig
+from aidetect.data.validation import validate_version
 from aidetect.data.validation_report import write_reports
 from aidetect.data.versions import DatasetVersion, ingest, open_version
 from aidetect.errors import DataError

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from aidetect.data.settings import DataConfig
+from aidetect.data.config import DataConfig
 from aidetect.data.versions import ingest, list_versions, open_version
 from aidetect.errors import ConfigError, DataError
 

@@ -8,10 +8,17 @@ import pytest
 
 from aidetect.decision import DecisionSpec
 from aidetect.errors import ConfigError
-from aidetect.model.config import load_eval_config, load_train_config
-from aidetect.model.gates import GatesConfig, evaluate_gates, load_gates_config
+from aidetect.model.config import (
+    GatesConfig,
+    SlicesConfig,
+    load_eval_config,
+    load_gates_config,
+    load_slices_config,
+    load_train_config,
+)
+from aidetect.model.gates import evaluate_gates
 from aidetect.model.metrics import classification_metrics, expected_calibration_error
-from aidetect.model.slices import SlicesConfig, group_indices, load_slices_config, resolution_bucket
+from aidetect.model.slices import group_indices, resolution_bucket
 from aidetect.model.threshold import choose_threshold
 
 LABELS = ["REAL", "FAKE"]

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from aidetect.data import sources
-from aidetect.data.settings import DataConfig
+from aidetect.data.config import DataConfig
 
 
 def _png(seed: int) -> bytes:

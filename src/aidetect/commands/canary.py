@@ -29,7 +29,7 @@ def analyze(prometheus_url, window, selector, config_path, apply_, repo, as_json
     Exit 0: promote, 3: hold, 4: rollback. No traffic or no Prometheus: an error (exit 1).
     """
     from aidetect.monitoring.canary import analyze as run_analysis
-    from aidetect.monitoring.canary import load_canary_config
+    from aidetect.monitoring.config import load_canary_config
 
     overrides = {"prometheus_url": prometheus_url, "window": window, "selector": selector}
     cfg = load_canary_config(config_path, {k: v for k, v in overrides.items() if v is not None})

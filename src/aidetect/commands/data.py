@@ -50,7 +50,7 @@ def ingest(
 ) -> None:
     """Ingest SOURCE (folder, .zip, .parquet file/folder, or s3://...) into a dataset version."""
     from aidetect import flows
-    from aidetect.data.settings import load_data_config
+    from aidetect.data.config import load_data_config
     from aidetect.data.versions import version_counts_table
 
     cfg = load_data_config(config_path, _data_overrides(labels, duplicates, max_corrupt_fraction))
@@ -172,7 +172,7 @@ def validate(
 ) -> None:
     """Validate VERSION with the Great Expectations suite; exits non-zero on critical failures."""
     from aidetect import flows
-    from aidetect.data.validation import load_validation_config
+    from aidetect.data.config import load_validation_config
 
     overrides: dict[str, Any] = {}
     if duplicates:

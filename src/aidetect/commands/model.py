@@ -144,7 +144,7 @@ def evaluate(
 @click.option("--model", "model", required=True, help="Training output folder (evaluated).")
 @click.option("--eval", "eval_dir", help="Evaluation folder (default: <model>/eval).")
 @click.option(
-    "--model-name", help="Registered model name (default: $AIDETECT_MODEL_NAME or aidetect-detector)."
+    "--model-name", help="Registered model name (default: registry config model_name, aidetect-detector)."
 )
 @click.option("--alias", default="candidate", show_default=True)
 def register(model: str, eval_dir: str | None, model_name: str | None, alias: str) -> None:

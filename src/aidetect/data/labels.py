@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aidetect.data.settings import SPLIT_SYNONYMS, normalize_name
+from aidetect.data.config import SPLIT_SYNONYMS, normalize_name
 from aidetect.errors import ConfigError, DataError
 
 

@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from aidetect import storage
+from aidetect.data.config import DataConfig
 from aidetect.data.labels import split_of
-from aidetect.data.settings import DataConfig
 from aidetect.errors import DataError, StorageError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})

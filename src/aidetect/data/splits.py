@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from aidetect.data.settings import SPLITS
+from aidetect.data.config import SPLITS
 
 _SCALE = float(16**12)
 

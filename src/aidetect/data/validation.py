@@ -13,67 +13,19 @@ import logging
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from aidetect import config, storage
+from aidetect import storage
+from aidetect.data.config import CRITICAL, WARNING, ValidationConfig, load_validation_config
 from aidetect.data.imaging import ImageDecodeError, decode_rgb
-from aidetect.data.settings import SPLITS
 from aidetect.data.versions import DatasetVersion, open_version
-from aidetect.errors import ConfigError, DataError
+from aidetect.errors import DataError
 
 log = logging.getLogger(__name__)
-
-CRITICAL, WARNING = "critical", "warning"
-
-
-@dataclass
-class ValidationConfig:
-    """Bounds and policies of the validation suite (``configs/validation.yaml``)."""
-
-    allowed_modes: list[str] = field(default_factory=lambda: ["RGB", "RGBA", "L", "P"])
-    min_side: int = 16
-    max_side: int = 8192
-    min_class_share: float = 0.1
-    max_class_share: float = 0.9
-    balance_severity: str = WARNING
-    duplicates: str = "warn"  # warn | fail | drop
-    # all: decode every image; sample: decode ``decode_sample`` of them; auto: sample when ingest
-    # already decoded every image (version.json ``verify_decode``), else all.
-    decode_check: str = "auto"
-    decode_sample: int = 2000
-    decode_workers: int = 2
-    required_splits: list[str] = field(default_factory=lambda: ["train", "val"])
-    examples: int = 5
-
-    def validate(self) -> None:
-        if self.duplicates not in {"warn", "fail", "drop"}:
-            raise ConfigError(f"duplicates: expected warn, fail or drop, got {self.duplicates!r}")
-        if self.balance_severity not in {CRITICAL, WARNING}:
-            raise ConfigError(
-                f"balance_severity: expected critical or warning, got {self.balance_severity!r}"
-            )
-        if not 0 <= self.min_class_share <= self.max_class_share <= 1:
-            raise ConfigError("min_class_share/max_class_share: need 0 <= min <= max <= 1")
-        if not 0 < self.min_side <= self.max_side:
-            raise ConfigError("min_side/max_side: need 0 < min_side <= max_side")
-        bad = sorted(set(self.required_splits) - set(SPLITS))
-        if bad:
-            raise ConfigError(f"required_splits: unknown split {bad[0]!r}")
-        if self.decode_check not in {"auto", "all", "sample"}:
-            raise ConfigError(f"decode_check: expected auto, all or sample, got {self.decode_check!r}")
-        if self.decode_sample < 1 or self.decode_workers < 1 or self.examples < 1:
-            raise ConfigError("decode_sample, decode_workers and examples must be at least 1")
-
-
-def load_validation_config(
-    path: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> ValidationConfig:
-    return config.load(ValidationConfig, "validation", path=path, overrides=overrides)
 
 
 @dataclass
@@ -309,7 +261,8 @@ def run_checks(
         batch_parameters={"dataframe": frame}
     )
     suite = gx.ExpectationSuite(name="aidetect-dataset")
-    for _, _, exp in checks:
+    for name, severity, exp in checks:
+        exp.meta = {"name": name, "severity": severity}
         suite.add_expectation(exp)
     result_format = {
         "result_format": "SUMMARY",

@@ -33,9 +33,9 @@ import pyarrow.parquet as pq
 
 from aidetect import paths, storage
 from aidetect.data import content, splits
+from aidetect.data.config import SPLITS, DataConfig, load_data_config
 from aidetect.data.examine import examine_stream
 from aidetect.data.labels import LabelMatcher
-from aidetect.data.settings import SPLITS, DataConfig, load_data_config
 from aidetect.data.sources import Source, open_source
 from aidetect.decision import real_label_for
 from aidetect.errors import DataError, StorageError

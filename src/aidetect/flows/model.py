@@ -96,10 +96,8 @@ def evaluate(
     from aidetect import registry
     from aidetect.data.versions import open_version
     from aidetect.model.checkpoint import read_checkpoint
-    from aidetect.model.config import load_eval_config
+    from aidetect.model.config import load_eval_config, load_gates_config, load_slices_config
     from aidetect.model.evaluate import evaluate as run_evaluation
-    from aidetect.model.gates import load_gates_config
-    from aidetect.model.slices import load_slices_config
 
     stores.activate()
     eval_cfg = load_eval_config(overrides=eval_overrides)
@@ -191,9 +189,7 @@ def optimize(
 def fingerprint(dataset_version: str, model: TrainedModel, gate_config: str | None, code: str) -> str:
     """A digest of everything that decides a registered model: the dataset version, the resolved training
     config, the evaluation, slice and gate rules, and the code version."""
-    from aidetect.model.config import load_eval_config
-    from aidetect.model.gates import load_gates_config
-    from aidetect.model.slices import load_slices_config
+    from aidetect.model.config import load_eval_config, load_gates_config, load_slices_config
 
     inputs = {
         "dataset_version": dataset_version,

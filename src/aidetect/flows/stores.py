@@ -12,7 +12,7 @@ class Stores:
     """The stores one run uses, passed explicitly instead of through environment variables.
 
     Empty fields mean the embedded default (``$AIDETECT_HOME``) or the environment the process was
-    started with (``AIDETECT_DATASETS``, ``MLFLOW_TRACKING_URI``, ``AIDETECT_MODEL_NAME``)."""
+    started with (``AIDETECT_DATASETS``, ``MLFLOW_TRACKING_URI``, ``AIDETECT_REGISTRY__MODEL_NAME``)."""
 
     datasets_root: str = ""
     tracking_uri: str = ""

@@ -7,6 +7,7 @@ before any data is read.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,18 +154,140 @@ def load_train_config(
     preset: str | None = None, path: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> TrainConfig:
     """``train.yaml`` (or ``path``) < preset < env < ``overrides``, validated."""
-    base_file = Path(path) if path else config.config_dir() / "train.yaml"
-    data = config.read_yaml(base_file) if (path or base_file.exists()) else {}
+    layers: list[Path] = []
     if preset:
         preset_file = Path(preset) if preset.endswith((".yaml", ".yml")) else presets_dir() / f"{preset}.yaml"
         if not preset_file.exists():
             known = ", ".join(available_presets()) or "none"
             raise ConfigError(f"preset: unknown {preset!r} (known: {known})")
-        data = config._merge(data, config.read_yaml(preset_file))
-    data = config._merge(data, config._env_overrides("train"))
-    data = config._merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
-    return config.build(TrainConfig, data)
+        layers.append(preset_file)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    return config.load(TrainConfig, "train", path=path, overrides=given, layers=layers)
 
 
 def load_eval_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> EvalConfig:
     return config.load(EvalConfig, "evaluate", path=path, overrides=overrides)
+
+
+# -- gates (``configs/gates.yaml``) and slices (``configs/slices.yaml``) ------------------------------
+
+# slice family -> manifest column (``source`` is the dataset's origin: coco, diffusiondb, ...)
+GROUP_COLUMNS = {"content_class": "content_class", "source": "origin", "resolution": None}
+# robustness slices: each name is an image transformation in :data:`aidetect.model.slices.PERTURBATIONS`
+PERTURBATION_NAMES = ("jpeg_q50", "jpeg_q75", "downscale_x2", "blur")
+
+METRICS = (
+    "accuracy",
+    "f1",
+    "macro_f1",
+    "fake_recall",
+    "fake_precision",
+    "fake_f1",
+    "roc_auc",
+    "pr_auc",
+    "ece",
+)
+_PER_LABEL = re.compile(r"^(precision|recall|f1)\.(.+)$")
+LOWER_IS_BETTER = {"ece"}
+
+
+def check_metric_name(name: str, field_name: str, labels: list[str] | None = None) -> None:
+    m = _PER_LABEL.match(name)
+    if m:
+        if labels is not None and m.group(2) not in labels:
+            raise ConfigError(f"{field_name}: metric {name!r} names label {m.group(2)!r}, not in {labels}")
+        return
+    if name not in METRICS:
+        known = ", ".join(METRICS) + ", precision.<label>, recall.<label>, f1.<label>"
+        raise ConfigError(f"{field_name}: unknown metric {name!r} (known: {known})")
+
+
+@dataclass
+class SliceGate:
+    metric: str = "accuracy"
+    min: float = 0.0  # every group with at least min_count images
+    max_gap: float = 1.0  # best group minus worst group, per family
+    min_count: int = 30
+    families: list[str] = field(default_factory=lambda: ["content_class", "source", "resolution"])
+
+
+@dataclass
+class PerturbationGate:
+    metric: str = "accuracy"
+    min: float = 0.0
+    max_drop: float = 1.0  # clean metric minus perturbed metric
+
+
+@dataclass
+class RegressionGate:
+    enabled: bool = True
+    alias: str = "production"
+    metrics: list[str] = field(default_factory=lambda: ["f1", "roc_auc"])
+    tolerance: float = 0.005  # allowed drop against the champion
+
+
+@dataclass
+class GatesConfig:
+    """``configs/gates.yaml``."""
+
+    min: dict[str, float] = field(default_factory=lambda: {"accuracy": 0.9, "f1": 0.9, "roc_auc": 0.95})
+    max: dict[str, float] = field(default_factory=lambda: {"ece": 0.05})
+    slices: SliceGate = field(default_factory=SliceGate)
+    perturbations: PerturbationGate = field(default_factory=PerturbationGate)
+    regression: RegressionGate = field(default_factory=RegressionGate)
+
+    def validate(self) -> None:
+        for kind in ("min", "max"):
+            for name, value in getattr(self, kind).items():
+                check_metric_name(name, f"{kind}.{name}")
+                try:
+                    float(value)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"{kind}.{name}: expected a number, got {value!r}") from None
+        check_metric_name(self.slices.metric, "slices.metric")
+        check_metric_name(self.perturbations.metric, "perturbations.metric")
+        for i, m in enumerate(self.regression.metrics):
+            check_metric_name(m, f"regression.metrics[{i}]")
+        for i, fam in enumerate(self.slices.families):
+            if fam not in GROUP_COLUMNS:
+                raise ConfigError(
+                    f"slices.families[{i}]: unknown slice {fam!r} (known: {', '.join(GROUP_COLUMNS)})"
+                )
+        if self.slices.min_count < 1 or self.regression.tolerance < 0:
+            raise ConfigError("slices.min_count (>= 1) / regression.tolerance (>= 0): out of range")
+
+    def check_labels(self, labels: list[str]) -> None:
+        """Per-label metrics must name labels of the model being gated."""
+        for kind in ("min", "max"):
+            for name in getattr(self, kind):
+                check_metric_name(name, f"{kind}.{name}", labels)
+
+
+def load_gates_config(path: str | None = None) -> GatesConfig:
+    return config.load(GatesConfig, "gates", path=path)
+
+
+@dataclass
+class SlicesConfig:
+    """Which slices the evaluation reports (``configs/slices.yaml``)."""
+
+    groups: list[str] = field(default_factory=lambda: ["content_class", "source", "resolution"])
+    perturbations: list[str] = field(default_factory=lambda: list(PERTURBATION_NAMES))
+    # resolution buckets by the shorter side in px: upper bounds, the last bucket is open-ended
+    resolution_edges: list[int] = field(default_factory=lambda: [64, 256, 1024])
+
+    def validate(self) -> None:
+        for i, g in enumerate(self.groups):
+            if g not in GROUP_COLUMNS:
+                raise ConfigError(f"groups[{i}]: unknown slice {g!r} (known: {', '.join(GROUP_COLUMNS)})")
+        for i, p in enumerate(self.perturbations):
+            if p not in PERTURBATION_NAMES:
+                raise ConfigError(
+                    f"perturbations[{i}]: unknown slice {p!r} (known: {', '.join(PERTURBATION_NAMES)})"
+                )
+        if any(b <= a for a, b in zip(self.resolution_edges, self.resolution_edges[1:], strict=False)):
+            raise ConfigError("resolution_edges: must be increasing")
+
+
+def load_slices_config(path: str | None = None) -> SlicesConfig:
+    return config.load(SlicesConfig, "slices", path=path)

@@ -23,14 +23,14 @@ from torch import nn
 from aidetect.decision import DecisionSpec
 from aidetect.errors import DataError
 from aidetect.model.checkpoint import load_checkpoint, save_checkpoint
-from aidetect.model.config import EvalConfig
+from aidetect.model.config import EvalConfig, GatesConfig, SlicesConfig
 from aidetect.model.data import SplitData, load_split, predict_loader
-from aidetect.model.gates import GatesConfig, evaluate_gates
+from aidetect.model.gates import evaluate_gates
 from aidetect.model.lineage import write_json
 from aidetect.model.metrics import classification_metrics, reliability_bins, roc_points
 from aidetect.model.plots import confusion_matrix_plot, reliability_plot, roc_plot
 from aidetect.model.report import gate_markdown
-from aidetect.model.slices import PERTURBATIONS, SlicesConfig, group_indices
+from aidetect.model.slices import PERTURBATIONS, group_indices
 from aidetect.model.threshold import choose_threshold
 
 log = logging.getLogger(__name__)

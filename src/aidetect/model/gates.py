@@ -7,104 +7,10 @@ model holding the ``production`` alias on the same evaluation data.
 
 from __future__ import annotations
 
-import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from aidetect import config
-from aidetect.errors import ConfigError
-
-METRICS = (
-    "accuracy",
-    "f1",
-    "macro_f1",
-    "fake_recall",
-    "fake_precision",
-    "fake_f1",
-    "roc_auc",
-    "pr_auc",
-    "ece",
-)
-_PER_LABEL = re.compile(r"^(precision|recall|f1)\.(.+)$")
-LOWER_IS_BETTER = {"ece"}
-
-
-def check_metric_name(name: str, field_name: str, labels: list[str] | None = None) -> None:
-    m = _PER_LABEL.match(name)
-    if m:
-        if labels is not None and m.group(2) not in labels:
-            raise ConfigError(f"{field_name}: metric {name!r} names label {m.group(2)!r}, not in {labels}")
-        return
-    if name not in METRICS:
-        known = ", ".join(METRICS) + ", precision.<label>, recall.<label>, f1.<label>"
-        raise ConfigError(f"{field_name}: unknown metric {name!r} (known: {known})")
-
-
-@dataclass
-class SliceGate:
-    metric: str = "accuracy"
-    min: float = 0.0  # every group with at least min_count images
-    max_gap: float = 1.0  # best group minus worst group, per family
-    min_count: int = 30
-    families: list[str] = field(default_factory=lambda: ["content_class", "source", "resolution"])
-
-
-@dataclass
-class PerturbationGate:
-    metric: str = "accuracy"
-    min: float = 0.0
-    max_drop: float = 1.0  # clean metric minus perturbed metric
-
-
-@dataclass
-class RegressionGate:
-    enabled: bool = True
-    alias: str = "production"
-    metrics: list[str] = field(default_factory=lambda: ["f1", "roc_auc"])
-    tolerance: float = 0.005  # allowed drop against the champion
-
-
-@dataclass
-class GatesConfig:
-    """``configs/gates.yaml``."""
-
-    min: dict[str, float] = field(default_factory=lambda: {"accuracy": 0.9, "f1": 0.9, "roc_auc": 0.95})
-    max: dict[str, float] = field(default_factory=lambda: {"ece": 0.05})
-    slices: SliceGate = field(default_factory=SliceGate)
-    perturbations: PerturbationGate = field(default_factory=PerturbationGate)
-    regression: RegressionGate = field(default_factory=RegressionGate)
-
-    def validate(self) -> None:
-        for kind in ("min", "max"):
-            for name, value in getattr(self, kind).items():
-                check_metric_name(name, f"{kind}.{name}")
-                try:
-                    float(value)
-                except (TypeError, ValueError):
-                    raise ConfigError(f"{kind}.{name}: expected a number, got {value!r}") from None
-        check_metric_name(self.slices.metric, "slices.metric")
-        check_metric_name(self.perturbations.metric, "perturbations.metric")
-        for i, m in enumerate(self.regression.metrics):
-            check_metric_name(m, f"regression.metrics[{i}]")
-        from aidetect.model.slices import GROUP_COLUMNS
-
-        for i, fam in enumerate(self.slices.families):
-            if fam not in GROUP_COLUMNS:
-                raise ConfigError(
-                    f"slices.families[{i}]: unknown slice {fam!r} (known: {', '.join(GROUP_COLUMNS)})"
-                )
-        if self.slices.min_count < 1 or self.regression.tolerance < 0:
-            raise ConfigError("slices.min_count (>= 1) / regression.tolerance (>= 0): out of range")
-
-    def check_labels(self, labels: list[str]) -> None:
-        """Per-label metrics must name labels of the model being gated."""
-        for kind in ("min", "max"):
-            for name in getattr(self, kind):
-                check_metric_name(name, f"{kind}.{name}", labels)
-
-
-def load_gates_config(path: str | None = None) -> GatesConfig:
-    return config.load(GatesConfig, "gates", path=path)
+from aidetect.model.config import LOWER_IS_BETTER, GatesConfig
 
 
 @dataclass

@@ -4,18 +4,13 @@ perturbations made on the fly (re-JPEG, downscale, blur), each with its own metr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
-from aidetect import config
-from aidetect.errors import ConfigError
 from aidetect.model.augment import blur, jpeg_reencode, rescale
-
-# family name -> manifest column (``source`` is the dataset's origin: coco, diffusiondb, ...)
-GROUP_COLUMNS = {"content_class": "content_class", "source": "origin", "resolution": None}
+from aidetect.model.config import GROUP_COLUMNS, PERTURBATION_NAMES, SlicesConfig
 
 PERTURBATIONS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "jpeg_q50": lambda img: jpeg_reencode(img, 50),
@@ -23,32 +18,7 @@ PERTURBATIONS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "downscale_x2": lambda img: rescale(img, 0.5, back=False),
     "blur": lambda img: blur(img, 1.0),
 }
-
-
-@dataclass
-class SlicesConfig:
-    """Which slices the evaluation reports (``configs/slices.yaml``)."""
-
-    groups: list[str] = field(default_factory=lambda: ["content_class", "source", "resolution"])
-    perturbations: list[str] = field(default_factory=lambda: list(PERTURBATIONS))
-    # resolution buckets by the shorter side in px: upper bounds, the last bucket is open-ended
-    resolution_edges: list[int] = field(default_factory=lambda: [64, 256, 1024])
-
-    def validate(self) -> None:
-        for i, g in enumerate(self.groups):
-            if g not in GROUP_COLUMNS:
-                raise ConfigError(f"groups[{i}]: unknown slice {g!r} (known: {', '.join(GROUP_COLUMNS)})")
-        for i, p in enumerate(self.perturbations):
-            if p not in PERTURBATIONS:
-                raise ConfigError(
-                    f"perturbations[{i}]: unknown slice {p!r} (known: {', '.join(PERTURBATIONS)})"
-                )
-        if any(b <= a for a, b in zip(self.resolution_edges, self.resolution_edges[1:], strict=False)):
-            raise ConfigError("resolution_edges: must be increasing")
-
-
-def load_slices_config(path: str | None = None) -> SlicesConfig:
-    return config.load(SlicesConfig, "slices", path=path)
+assert tuple(PERTURBATIONS) == PERTURBATION_NAMES, "the config's perturbation names and these must match"
 
 
 def resolution_bucket(width: int, height: int, edges: list[int]) -> str:

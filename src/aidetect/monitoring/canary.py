@@ -8,54 +8,19 @@ set. Only server errors count against a track (a client's bad request is not the
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import httpx
 
-from aidetect.errors import AidetectError, ConfigError, ServiceUnavailableError
+from aidetect.errors import AidetectError, ServiceUnavailableError
+from aidetect.monitoring.config import CanaryConfig
 
 PROMOTE, HOLD, ROLLBACK = "promote", "hold", "rollback"
-_DURATION = re.compile(r"^[0-9]+(ms|s|m|h|d)$")
 
 
 class NoTrafficError(AidetectError):
     """A track served no requests in the window: there is nothing to compare."""
-
-
-@dataclass
-class CanaryConfig:
-    prometheus_url: str = "http://127.0.0.1:9090"
-    window: str = "10m"
-    selector: str = ""
-    track_label: str = "track"
-    stable_track: str = "stable"
-    canary_track: str = "canary"
-    min_requests: int = 200
-    max_error_rate_increase: float = 0.01
-    max_p95_ratio: float = 1.5
-    min_p95_increase_ms: float = 25.0
-    max_prediction_shift: float = 0.1
-    timeout_s: float = 10.0
-
-    def validate(self) -> None:
-        if not _DURATION.match(self.window):
-            raise ConfigError(f"window: {self.window!r} is not a Prometheus duration like 5m")
-        if self.min_requests < 1:
-            raise ConfigError("min_requests: must be at least 1")
-        if self.max_p95_ratio < 1:
-            raise ConfigError("max_p95_ratio: must be >= 1")
-        if not 0 < self.max_prediction_shift <= 1:
-            raise ConfigError("max_prediction_shift: must be in (0, 1]")
-        if self.stable_track == self.canary_track:
-            raise ConfigError("canary_track: must differ from stable_track")
-
-
-def load_canary_config(path: str | None = None, overrides: dict | None = None) -> CanaryConfig:
-    from aidetect.config import load
-
-    return load(CanaryConfig, "canary", path=path, overrides=overrides)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from aidetect.data.features import FEATURE_COLUMNS
 from aidetect.errors import ConfigError
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_PROM_DURATION = re.compile(r"^[0-9]+(ms|s|m|h|d)$")  # a Prometheus range such as 10m
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -53,7 +54,7 @@ class RetrainConfig:
 class DriftConfig:
     """Where the logs and references are, and when a window counts as drifted."""
 
-    model_name: str = ""  # registered model name (also the log folder); "" = $AIDETECT_MODEL_NAME or default
+    model_name: str = ""  # registered model name (also the log folder); "" = the registry default
     log_uri: str = ""  # inference log root; "" = <AIDETECT_HOME>/inference-log
     reports_uri: str = ""  # verdicts + HTML reports; "" = <AIDETECT_HOME>/drift
     since: str = "1h"  # the current window: rows logged in the last <since>
@@ -97,3 +98,39 @@ def load_drift_config(path: str | None = None, overrides: dict | None = None) ->
     from aidetect.config import load
 
     return load(DriftConfig, "drift", path=path, overrides=overrides)
+
+
+@dataclass
+class CanaryConfig:
+    """``configs/canary.yaml``: how ``aidetect canary analyze`` compares the canary with the stable track."""
+
+    prometheus_url: str = "http://127.0.0.1:9090"
+    window: str = "10m"
+    selector: str = ""
+    track_label: str = "track"
+    stable_track: str = "stable"
+    canary_track: str = "canary"
+    min_requests: int = 200
+    max_error_rate_increase: float = 0.01
+    max_p95_ratio: float = 1.5
+    min_p95_increase_ms: float = 25.0
+    max_prediction_shift: float = 0.1
+    timeout_s: float = 10.0
+
+    def validate(self) -> None:
+        if not _PROM_DURATION.match(self.window):
+            raise ConfigError(f"window: {self.window!r} is not a Prometheus duration like 5m")
+        if self.min_requests < 1:
+            raise ConfigError("min_requests: must be at least 1")
+        if self.max_p95_ratio < 1:
+            raise ConfigError("max_p95_ratio: must be >= 1")
+        if not 0 < self.max_prediction_shift <= 1:
+            raise ConfigError("max_prediction_shift: must be in (0, 1]")
+        if self.stable_track == self.canary_track:
+            raise ConfigError("canary_track: must differ from stable_track")
+
+
+def load_canary_config(path: str | None = None, overrides: dict | None = None) -> CanaryConfig:
+    from aidetect.config import load
+
+    return load(CanaryConfig, "canary", path=path, overrides=overrides)

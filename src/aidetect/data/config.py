@@ -1,4 +1,5 @@
-"""The data concern's configuration (``configs/data.yaml``): label set, splits, ingest limits."""
+"""The data room's configuration: ingest (``configs/data.yaml``: label set, splits, limits) and the
+validation suite (``configs/validation.yaml``)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from aidetect import config
+from aidetect.data.imaging import DEFAULT_MAX_PIXELS
 from aidetect.errors import ConfigError
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+CRITICAL, WARNING = "critical", "warning"  # validation severities
 
 # Folder names accepted for each split (compared case-insensitively).
 SPLIT_SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -45,7 +48,7 @@ class DataConfig:
     # Fully decode each image at ingest (cheap for small images); False checks only the header.
     verify_decode: bool = True
     # Images above this many pixels are treated as unusable (refused before decoding).
-    max_pixels: int = 40_000_000
+    max_pixels: int = DEFAULT_MAX_PIXELS
     # keep: every file becomes a row; drop: only the first copy of identical bytes with the same label.
     duplicates: str = "keep"
     # Parquet sources: column names ("" = detect: an ``image`` struct with ``bytes`` or a binary column).
@@ -103,3 +106,49 @@ def normalize_name(name: str) -> str:
 def load_data_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> DataConfig:
     """``configs/data.yaml`` < ``AIDETECT_DATA__*`` env < ``overrides``."""
     return config.load(DataConfig, "data", path=path, overrides=overrides)
+
+
+@dataclass
+class ValidationConfig:
+    """Bounds and policies of the validation suite (``configs/validation.yaml``)."""
+
+    allowed_modes: list[str] = field(default_factory=lambda: ["RGB", "RGBA", "L", "P"])
+    min_side: int = 16
+    max_side: int = 8192
+    min_class_share: float = 0.1
+    max_class_share: float = 0.9
+    balance_severity: str = WARNING
+    duplicates: str = "warn"  # warn | fail | drop
+    # all: decode every image; sample: decode ``decode_sample`` of them; auto: sample when ingest
+    # already decoded every image (version.json ``verify_decode``), else all.
+    decode_check: str = "auto"
+    decode_sample: int = 2000
+    decode_workers: int = 2
+    required_splits: list[str] = field(default_factory=lambda: ["train", "val"])
+    examples: int = 5
+
+    def validate(self) -> None:
+        if self.duplicates not in {"warn", "fail", "drop"}:
+            raise ConfigError(f"duplicates: expected warn, fail or drop, got {self.duplicates!r}")
+        if self.balance_severity not in {CRITICAL, WARNING}:
+            raise ConfigError(
+                f"balance_severity: expected critical or warning, got {self.balance_severity!r}"
+            )
+        if not 0 <= self.min_class_share <= self.max_class_share <= 1:
+            raise ConfigError("min_class_share/max_class_share: need 0 <= min <= max <= 1")
+        if not 0 < self.min_side <= self.max_side:
+            raise ConfigError("min_side/max_side: need 0 < min_side <= max_side")
+        bad = sorted(set(self.required_splits) - set(SPLITS))
+        if bad:
+            raise ConfigError(f"required_splits: unknown split {bad[0]!r}")
+        if self.decode_check not in {"auto", "all", "sample"}:
+            raise ConfigError(f"decode_check: expected auto, all or sample, got {self.decode_check!r}")
+        if self.decode_sample < 1 or self.decode_workers < 1 or self.examples < 1:
+            raise ConfigError("decode_sample, decode_workers and examples must be at least 1")
+
+
+def load_validation_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> ValidationConfig:
+    """``configs/validation.yaml`` < ``AIDETECT_VALIDATION__*`` env < ``overrides``."""
+    return config.load(ValidationConfig, "validation", path=path, overrides=overrides)
