@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint venv infra-venv clean
+.PHONY: demo test lint typecheck venv infra-venv clean
 
 # torch first (the local CPU build), then everything else pinned by constraints.txt.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -34,10 +34,15 @@ demo: venv
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check src tests bench components pipelines
+	$(BIN)/ruff format --check src tests bench components pipelines .ci
 
-test: venv infra-venv lint
-	PATH="$(CURDIR)/$(BIN):$(CURDIR)/$(IVENV)/bin:$$PATH" $(BIN)/pytest -q
+# mypy over src/aidetect as pyproject.toml [tool.mypy] configures it (incremental cache: .mypy_cache/).
+typecheck: venv
+	$(BIN)/mypy
+
+# Coverage of src/aidetect, line and branch ([tool.coverage] in pyproject.toml): fails below the floor.
+test: venv infra-venv lint typecheck
+	PATH="$(CURDIR)/$(BIN):$(CURDIR)/$(IVENV)/bin:$$PATH" $(BIN)/pytest -q --cov --cov-report=term
 
 clean:
-	rm -rf .aidetect .pytest_cache .ruff_cache
+	rm -rf .aidetect .pytest_cache .ruff_cache .mypy_cache .coverage
