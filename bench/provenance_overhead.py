@@ -1,0 +1,128 @@
+"""Serving throughput with provenance on vs off, against the same bundle, in one run (issue 17).
+
+Starts ``aidetect serve`` twice on the same bundle, once with ``AIDETECT_VERDICT__ENABLED=false`` (the
+detector alone) and once with the default policy (C2PA, XMP, PNG text, EXIF; the watermark stays off as
+configured), and alternates saturated closed-loop rounds of 512 px JPEGs from
+``../shared/datasets/real-vs-ai-512-dev.parquet`` between them (A B A B ...), so drifting machine load
+hits both alike. Reports the median throughput and p50 latency of each and the drop. Also times
+``read_provenance`` alone per image in-process (median), with and without the watermark decode.
+
+    nice -n 5 .venv/bin/python bench/provenance_overhead.py --rounds 5 --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from serving_load import Target, build_model_files, closed_loop, drain, start, stop  # noqa: E402
+
+from aidetect.config import load  # noqa: E402
+from aidetect.paths import shared_datasets  # noqa: E402
+from aidetect.provenance import VerdictConfig, read_provenance  # noqa: E402
+from tests.helpers.servers import free_port  # noqa: E402
+
+
+def payloads(n: int) -> list[bytes]:
+    import pyarrow.parquet as pq
+
+    root = shared_datasets()
+    if root is None:
+        raise SystemExit("../shared/datasets is not present: the benchmark needs the 512 px images")
+    table = pq.read_table(root / "real-vs-ai-512-dev.parquet", columns=["image"]).slice(0, n)
+    return [row["bytes"] for row in table.column("image").to_pylist()]
+
+
+def reader_cost_us(images: list[bytes], cfg: VerdictConfig, repeat: int = 3) -> float:
+    """Median microseconds of ``read_provenance`` per image."""
+    times = []
+    for _ in range(repeat):
+        for data in images:
+            t = time.perf_counter()
+            read_provenance(data, cfg)
+            times.append(time.perf_counter() - t)
+    return round(statistics.median(times) * 1e6, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5, help="measured rounds per server (alternating)")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per round")
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--images", type=int, default=200)
+    ap.add_argument("--arch", default="compact_l")
+    ap.add_argument("--input-size", type=int, default=32)
+    ap.add_argument("--checkpoint", default=None, help="a trained checkpoint instead of a fresh arch")
+    ap.add_argument("--out", default=None, help="also write the summary JSON here")
+    args = ap.parse_args()
+
+    images = payloads(args.images)
+    on_cfg = load(VerdictConfig, "verdict", overrides={"enabled": True})
+    wm_cfg = load(VerdictConfig, "verdict", overrides={"enabled": True, "watermark_enabled": True})
+    summary: dict[str, object] = {
+        "images": len(images),
+        "reader_us_median": reader_cost_us(images, on_cfg),
+        "reader_with_watermark_us_median": reader_cost_us(images[:40], wm_cfg, repeat=1),
+        "signals_found": sum(bool(read_provenance(d, on_cfg)) for d in images),
+    }
+    print(json.dumps(summary), flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        _, bundle = build_model_files(work, args.arch, args.input_size, args.checkpoint)
+        servers = {}
+        for name, enabled in (("provenance-off", "false"), ("provenance-on", "true")):
+            port, grpc = free_port(), free_port()
+            cmd = [sys.executable, "-m", "aidetect.cli", "serve", "--model", str(bundle)]
+            cmd += ["--http-port", str(port), "--grpc-port", str(grpc)]
+            url = f"http://127.0.0.1:{port}"
+            proc = start(
+                cmd, f"{url}/v2/health/ready", work / f"{name}.log", {"AIDETECT_VERDICT__ENABLED": enabled}
+            )
+            servers[name] = (Target(name, url, "detector"), proc)
+        try:
+            rounds: dict[str, list[tuple[float, float]]] = {n: [] for n in servers}
+            for target, _ in servers.values():  # warm-up, not measured
+                asyncio.run(closed_loop(target, images[:50], 4, 2.0))
+            for r in range(args.rounds):
+                for name, (target, _) in servers.items():
+                    lat, errors, seconds = asyncio.run(
+                        closed_loop(target, images, args.concurrency, args.duration)
+                    )
+                    rps = (len(lat) - errors) / seconds
+                    p50 = statistics.median(lat) * 1000
+                    rounds[name].append((rps, p50))
+                    row = {"round": r, "server": name, "rps": round(rps, 1), "p50_ms": round(p50, 2)}
+                    print(json.dumps(row | {"errors": errors}), flush=True)
+                    drain(target)
+        finally:
+            for _, proc in servers.values():
+                stop(proc)
+    med = {
+        n: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for n, v in rounds.items()
+    }
+    off, on = med["provenance-off"], med["provenance-on"]
+    summary |= {
+        "rps_off": round(off[0], 1),
+        "rps_on": round(on[0], 1),
+        "p50_ms_off": round(off[1], 2),
+        "p50_ms_on": round(on[1], 2),
+        "throughput_drop_pct": round(100 * (1 - on[0] / off[0]), 1),
+        "target_drop_pct": 15,
+    }
+    print(json.dumps(summary), flush=True)
+    if args.out:
+        Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
