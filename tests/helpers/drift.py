@@ -63,17 +63,13 @@ def write_log(
     batch: int = 256,
 ) -> int:
     """Score ``blobs`` and write them through the serving InferenceLog, as the server would."""
-    log = InferenceLog(
-        str(root), model_name, model_version, scorer.labels, scorer.positive_label, flush_rows=100_000
-    )
+    log = InferenceLog(str(root), model_name, model_version, scorer.rule, flush_rows=100_000)
     for i in range(0, len(blobs), batch):
         chunk = blobs[i : i + batch]
         images = [Image.open(io.BytesIO(b)) for b in chunk]
         for img in images:
             img.load()
         probs = scorer.predict(chunk)
-        labels = [scorer.labels[j] for j in probs.argmax(axis=1)]
-        when = ts or datetime.now(UTC)
-        log.submit(LoggedBatch(when, images, list(chunk), labels, probs))
+        log.submit(LoggedBatch(ts or datetime.now(UTC), images, list(chunk), probs))
     log.close()
     return log.written_rows

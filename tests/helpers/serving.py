@@ -91,8 +91,17 @@ def _wait_tcp(port: int, timeout: float = 30.0) -> None:
             time.sleep(0.1)
 
 
-def tiny_bundle(out: Path, weights: list[list[float]] | None = None, threshold: float = 0.5) -> Path:
-    """GlobalAveragePool -> Flatten -> Gemm: logits = W @ mean_rgb, built with onnx.helper (no torch)."""
+def tiny_bundle(
+    out: Path,
+    weights: list[list[float]] | None = None,
+    threshold: float = 0.5,
+    labels: tuple[str, ...] = ("REAL", "FAKE"),
+    real_label: str | None = None,
+) -> Path:
+    """GlobalAveragePool -> Flatten -> Gemm: logits = W @ mean_rgb, built with onnx.helper (no torch).
+
+    Pixels reach the graph as value / 255 (mean 0, std 1), so a solid colour sets the logits exactly.
+    The binary default is an old-style bundle (``positive_label`` only, no ``real_label``)."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -107,15 +116,16 @@ def tiny_bundle(out: Path, weights: list[list[float]] | None = None, threshold: 
         ],
         "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 2])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(w)])],
         [helper.make_tensor("W", TensorProto.FLOAT, w.shape, w.flatten().tolist())],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
     spec = BundleSpec(
         model_name="tiny",
         model_version="3",
-        labels=["REAL", "FAKE"],
-        positive_label="FAKE",
+        labels=list(labels),
+        positive_label="FAKE" if labels == ("REAL", "FAKE") and real_label is None else None,
+        real_label=real_label,
         input_size=8,
         mean=[0.0, 0.0, 0.0],
         std=[1.0, 1.0, 1.0],
@@ -132,3 +142,22 @@ def solid(rgb: tuple[int, int, int]) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (16, 12), rgb).save(buf, "PNG")
     return buf.getvalue()
+
+
+THREE_CLASS = ("ai-generated", "real", "deepfake")  # the real label is not the first column
+# solid colours whose probabilities put plain argmax and the decision rule (threshold 0.6) at odds:
+# (ai .33, real .36, deepfake .31): argmax real, fake score .64 -> ai-generated;
+# (ai .45, real .42, deepfake .13): argmax ai-generated, fake score .58 -> real
+RULE_VS_ARGMAX = [(125, 127, 123), (133, 131, 101)]
+
+
+def three_class_bundle(out: Path, threshold: float = 0.6) -> Path:
+    """A three-class tiny bundle: logits = 10 * (r, g, b) / 255 for (ai-generated, real, deepfake)."""
+    return tiny_bundle(out, (10 * np.eye(3)).tolist(), threshold, THREE_CLASS, real_label="real")
+
+
+def three_class_images(n_random: int = 22, seed: int = 0) -> list[bytes]:
+    """PNGs of the RULE_VS_ARGMAX colours, then ``n_random`` seeded random colours."""
+    rng = np.random.default_rng(seed)
+    colours = RULE_VS_ARGMAX + [tuple(int(v) for v in rng.integers(0, 256, 3)) for _ in range(n_random)]
+    return [solid(c) for c in colours]

@@ -74,7 +74,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         pytest.skip("prometheus is not installed (Debian package prometheus; CI installs it)")
     work = tmp_path_factory.mktemp("prometheus-stack")
     bundle = make_bundle(work / "bundle", name=MODEL)
-    fault = {"AIDETECT_SERVE_FAULT_ERROR_RATE": "0.3"}  # a visible error rate for the error panels/alerts
+    fault = {"AIDETECT_SERVING__FAULT_ERROR_RATE": "0.3"}  # a visible error rate for the error panels/alerts
     with aidetect_serve(str(bundle), work, env=fault) as (serve_url, _), _drift_exposition() as drift_target:
         port = free_port()
         config = _prometheus_config(work, serve_url.removeprefix("http://"), drift_target)

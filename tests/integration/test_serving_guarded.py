@@ -119,6 +119,7 @@ def test_inference_log_writes_one_row_per_prediction_without_blocking(
     from PIL import Image
 
     from aidetect import storage
+    from aidetect.decision import DecisionSpec
     from aidetect.serving.inference_log import InferenceLog, LoggedBatch
 
     # The store hangs until released: every submit below happens while the writer is stuck in a flush.
@@ -131,15 +132,14 @@ def test_inference_log_writes_one_row_per_prediction_without_blocking(
         real_write(uri, data)
 
     monkeypatch.setattr(storage, "write_bytes", stuck_write)
-    log = InferenceLog(
-        str(tmp_path / "log"), "m", "3", ["REAL", "FAKE"], "FAKE", flush_rows=4, flush_seconds=60
-    )
+    rule = DecisionSpec(("REAL", "FAKE"), "REAL")
+    log = InferenceLog(str(tmp_path / "log"), "m", "3", rule, flush_rows=4, flush_seconds=60)
     img = Image.fromarray(np.zeros((20, 30, 3), np.uint8))
     probs = np.array([[0.9, 0.1], [0.2, 0.8]], np.float32)
 
     def batch() -> LoggedBatch:
         now = pd.Timestamp.now(tz="UTC").to_pydatetime()
-        return LoggedBatch(now, [img, img], [None, None], ["REAL", "FAKE"], probs)
+        return LoggedBatch(now, [img, img], [None, None], probs)
 
     assert log.submit(batch()) and log.submit(batch())  # 4 rows: the writer starts a flush
     assert writing.wait(30)
@@ -159,11 +159,12 @@ def test_inference_log_drops_and_counts_when_the_queue_is_full(tmp_path: Path) -
     import numpy as np
     from PIL import Image
 
+    from aidetect.decision import DecisionSpec
     from aidetect.serving.inference_log import InferenceLog, LoggedBatch
 
-    log = InferenceLog(str(tmp_path / "log"), "m", "3", ["REAL", "FAKE"], "FAKE", queue_size=1)
+    log = InferenceLog(str(tmp_path / "log"), "m", "3", DecisionSpec(("REAL", "FAKE"), "REAL"), queue_size=1)
     img = Image.fromarray(np.zeros((8, 8, 3), np.uint8))
-    batch = LoggedBatch(pd.Timestamp.now(tz="UTC").to_pydatetime(), [img] * 50, [None] * 50, ["REAL"] * 50,
+    batch = LoggedBatch(pd.Timestamp.now(tz="UTC").to_pydatetime(), [img] * 50, [None] * 50,
                         np.tile(np.array([[0.6, 0.4]], np.float32), (50, 1)))  # fmt: skip
     accepted = sum(log.submit(batch) for _ in range(200))
     log.close()

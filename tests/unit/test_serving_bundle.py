@@ -20,7 +20,8 @@ def _spec(**kw) -> BundleSpec:
 def test_roundtrip_local(tmp_path: Path) -> None:
     write_bundle(tmp_path / "b", b"onnx-bytes", _spec(extra={"optimize": {"chosen": "int8"}}))
     b = load_bundle(tmp_path / "b")
-    assert b.spec.threshold == 0.4 and b.spec.binary and b.spec.positive_index == 1
+    assert b.spec.threshold == 0.4 and b.spec.real_label == "REAL"  # filled in from positive_label
+    assert b.spec.decision.fake_label == "FAKE" and b.spec.decision.threshold == 0.4
     assert b.onnx_path.read_bytes() == b"onnx-bytes" and b.spec.extra["optimize"]["chosen"] == "int8"
     assert load_bundle(tmp_path / "b" / "bundle.json").root == b.root
     with pytest.raises(StorageError, match="refusing to overwrite"):

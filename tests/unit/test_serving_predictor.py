@@ -1,8 +1,10 @@
-"""The predictor in-process over a tiny hand-built ONNX graph: outputs, labels, chaos knobs, no torch."""
+"""The predictor in-process over a tiny hand-built ONNX graph: outputs, the decision rule, chaos knobs,
+pickling into REST workers, no torch."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.helpers.serving import jpeg, solid, tiny_bundle
+from tests.helpers.serving import (
+    RULE_VS_ARGMAX,
+    jpeg,
+    solid,
+    three_class_bundle,
+    three_class_images,
+    tiny_bundle,
+)
 
 
 def _request(images: list[bytes], name: str = "image"):
@@ -58,21 +67,43 @@ def test_fault_knobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
     from aidetect.serving.bundle import load_bundle
+    from aidetect.serving.config import ServingConfig, load_serving_config
     from aidetect.serving.predictor import AidetectPredictor, InjectedFault
 
-    monkeypatch.setenv("AIDETECT_SERVE_FAULT_ERROR_RATE", "1.0")
-    monkeypatch.setenv("AIDETECT_SERVE_FAULT_DELAY_MS", "150")
-    p = AidetectPredictor(load_bundle(tiny_bundle(tmp_path / "b")))
+    monkeypatch.setenv("AIDETECT_SERVING__FAULT_ERROR_RATE", "1.0")  # the config rule, as for every field
+    monkeypatch.setenv("AIDETECT_SERVING__FAULT_DELAY_MS", "150")
+    cfg = load_serving_config()
+    assert (cfg.fault_error_rate, cfg.fault_delay_ms) == (1.0, 150.0)
+    p = AidetectPredictor(load_bundle(tiny_bundle(tmp_path / "b")), cfg)
     p.load()
     t = time.perf_counter()
     with pytest.raises(InjectedFault):
         asyncio.run(p(_request([jpeg(16)])))
     assert time.perf_counter() - t >= 0.15
-    monkeypatch.setenv("AIDETECT_SERVE_FAULT_ERROR_RATE", "0")
-    monkeypatch.setenv("AIDETECT_SERVE_FAULT_DELAY_MS", "")
-    q = AidetectPredictor(load_bundle(tiny_bundle(tmp_path / "c")))
+    q = AidetectPredictor(load_bundle(tiny_bundle(tmp_path / "c")), ServingConfig())
     q.load()
     assert asyncio.run(q(_request([jpeg(16)])))[0].outputs[0].data.shape == (1, 2)
+
+
+def test_three_class_labels_follow_the_decision_rule_not_argmax(tmp_path: Path) -> None:
+    from aidetect.decision import DecisionSpec
+    from aidetect.serving.bundle import load_bundle
+    from aidetect.serving.predictor import AidetectPredictor
+
+    bundle = load_bundle(three_class_bundle(tmp_path / "b"))
+    p = AidetectPredictor(bundle)
+    p.load()
+    res, _ = asyncio.run(p(_request(three_class_images())))
+    out = {o.name: o for o in res.outputs}
+    assert set(out) == {"probabilities", "label"}  # probability_fake is for binary models only
+    probs, labels = out["probabilities"].data, [s.decode() for s in out["label"].data]
+    rule = DecisionSpec.from_meta(json.loads((bundle.root / "bundle.json").read_text()))
+    assert rule.real_label == "real" and rule.threshold == 0.6
+    assert labels == rule.names(rule.decide(probs))
+    argmax = rule.names(probs.argmax(axis=1))
+    k = len(RULE_VS_ARGMAX)
+    assert (argmax[:k], labels[:k]) == (["real", "ai-generated"], ["ai-generated", "real"])
+    assert p.describe()["real_label"] == "real" and p.describe()["positive_label"] is None
 
 
 def test_unknown_requested_output_is_a_client_error(predictor) -> None:
@@ -90,7 +121,7 @@ def test_serving_never_imports_torch(tmp_path: Path) -> None:
     code = f"""
 import sys, asyncio
 sys.argv = sys.argv[:1]
-from aidetect.serving.server import build_predictor, install_routes
+from aidetect.serving.app import build_predictor, install_routes
 from aidetect.serving.config import ServingConfig
 import aidetect.commands.serving, aidetect.serving.client, aidetect.serving.rest
 p = build_predictor({str(bundle)!r}, ServingConfig(inference_log_uri={str(tmp_path / "log")!r}))
@@ -102,21 +133,48 @@ print('ok')
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
 
 
+WORKER_STARTS: list[str] = []
+
+
+def _record_worker_start(predictor) -> None:  # a module function: picklable by reference
+    WORKER_STARTS.append(predictor.name)
+
+
 def test_predictor_survives_pickling_into_a_worker_process(tmp_path: Path) -> None:
-    """REST workers > 1: KServe pickles the model into spawned processes; session and guard are rebuilt."""
+    """REST workers > 1: KServe pickles the model into spawned processes; the session, the guard's
+    bucket and the inference log are rebuilt there, and the worker hook installs the routes."""
     import pickle
 
+    import pandas as pd
+
+    from aidetect.serving.app import build_guard, build_inference_log
     from aidetect.serving.bundle import load_bundle
-    from aidetect.serving.guard import Guard
+    from aidetect.serving.config import ServingConfig
     from aidetect.serving.predictor import AidetectPredictor
 
-    guard = Guard(["t"], required=True, rate=5.0, burst=2)
-    p = AidetectPredictor(load_bundle(tiny_bundle(tmp_path / "b")), guard=guard)
+    cfg = ServingConfig(
+        rate_limit_per_second=5.0, rate_limit_burst=2, inference_log_uri=str(tmp_path / "log")
+    )
+    bundle = load_bundle(tiny_bundle(tmp_path / "b"))
+    p = AidetectPredictor(
+        bundle,
+        cfg,
+        guard=build_guard(cfg),
+        inference_log=build_inference_log(cfg, bundle),
+        on_worker_start=_record_worker_start,
+    )
     p.load()
+    WORKER_STARTS.clear()
     clone = pickle.loads(pickle.dumps(p))
+    assert WORKER_STARTS == ["tiny"]
     assert clone.ready and clone.classifier is not None and clone.classifier is not p.classifier
-    request = _request([solid((0, 0, 255))])
-    a = asyncio.run(p(request))[0].outputs[0].data
+    a = asyncio.run(p(_request([solid((0, 0, 255))])))[0].outputs[0].data
     b = asyncio.run(clone(_request([solid((0, 0, 255))])))[0].outputs[0].data
     np.testing.assert_array_equal(a, b)
+    assert clone.guard is not None and clone.guard.bucket is not None
     assert clone.guard.bucket.take("k") == 0.0  # the rebuilt bucket works (fresh lock)
+    assert clone.inference_log is not None and clone.inference_log is not p.inference_log
+    clone.stop()
+    p.stop()
+    rows = pd.concat(pd.read_parquet(f) for f in sorted((tmp_path / "log").rglob("*.parquet")))
+    assert len(rows) == 2 and list(rows["label"]) == ["FAKE", "FAKE"]  # one row from each process copy

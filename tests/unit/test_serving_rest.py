@@ -27,12 +27,14 @@ class Recorder:
         await send({"type": "http.response.body", "body": b""})
 
 
-def _endpoint(tmp_path: Path, infer_threads: int = 2, load: bool = True):
+def _endpoint(tmp_path: Path, infer_threads: int = 2, load: bool = True, **cfg: Any):
     from aidetect.serving.bundle import load_bundle
+    from aidetect.serving.config import ServingConfig
     from aidetect.serving.predictor import AidetectPredictor
     from aidetect.serving.rest import InferEndpoint
 
-    predictor = AidetectPredictor(load_bundle(tiny_bundle(tmp_path / "b")), infer_threads=infer_threads)
+    config = ServingConfig(infer_threads=infer_threads, **cfg)
+    predictor = AidetectPredictor(load_bundle(tiny_bundle(tmp_path / "b")), config)
     if load:
         predictor.load()
     inner = Recorder()
@@ -93,11 +95,10 @@ def test_client_errors_name_the_problem_and_serving_goes_on(
     assert _post(app, "/v2/models/tiny/infer", *build_image_request([solid((1, 2, 3))])).status_code == 200
 
 
-def test_not_ready_is_503_and_server_faults_are_500(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_not_ready_is_503_and_server_faults_are_500(tmp_path: Path) -> None:
     app, _ = _endpoint(tmp_path, load=False)
     r = _post(app, "/v2/models/tiny/infer", *build_image_request([solid((1, 2, 3))]))
     assert r.status_code == 503
-    monkeypatch.setenv("AIDETECT_SERVE_FAULT_ERROR_RATE", "1.0")
-    app, _ = _endpoint(tmp_path / "faulty")
+    app, _ = _endpoint(tmp_path / "faulty", fault_error_rate=1.0)
     r = _post(app, "/v2/models/tiny/infer", *build_image_request([solid((1, 2, 3))]))
     assert r.status_code == 500 and r.json()["error"].startswith("InjectedFault")

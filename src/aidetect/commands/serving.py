@@ -33,8 +33,8 @@ from aidetect.errors import AidetectError
 @click.option("--access-log/--no-access-log", default=None, help="One log line per request.")
 def serve(model_uri: str, config_path: str | None, no_grpc: bool, name: str | None, **flags: object) -> None:
     """Serve a model bundle over the Open Inference Protocol v2 (KServe ModelServer, REST + gRPC)."""
+    from aidetect.serving.app import run_server
     from aidetect.serving.config import load_serving_config
-    from aidetect.serving.server import run_server
 
     overrides = {k: v for k, v in flags.items() if v is not None}
     if no_grpc:
@@ -132,9 +132,33 @@ def optimize(
 )
 @click.option("--target", default=None, help="Class to explain (default: the predicted one).")
 @click.option("--serve", "serve_", is_flag=True, help="Run the KServe explainer server instead.")
-@click.option("--name", default="detector", show_default=True, help="Model name on the :explain route.")
-@click.option("--http-port", type=int, default=8080, show_default=True)
-@click.option("--max-image-pixels", type=int, default=40_000_000, show_default=True)
+# KServe appends --model_name, --predictor_host, --http_port (and --workers with containerConcurrency) to a
+# custom explainer's arguments: the explainer must accept them, or it exits 2 in a crash loop.
+@click.option(
+    "--name",
+    "--model_name",
+    "name",
+    default="detector",
+    show_default=True,
+    help="Model name on the :explain route.",
+)
+@click.option("--http-port", "--http_port", "http_port", type=int, default=8080, show_default=True)
+@click.option(
+    "--predictor_host",
+    "--predictor-host",
+    "predictor_host",
+    default=None,
+    help="Accepted from KServe and unused: Grad-CAM runs its own torch copy of the model.",
+)
+@click.option(
+    "--workers", type=int, default=None, help="Accepted from KServe and unused: one explainer process."
+)
+@click.option(
+    "--max-image-pixels",
+    type=int,
+    default=None,
+    help="Pixel limit per image (default: imaging.DEFAULT_MAX_PIXELS).",
+)
 def explain(
     checkpoint: str,
     images: tuple[str, ...],
@@ -143,17 +167,22 @@ def explain(
     serve_: bool,
     name: str,
     http_port: int,
-    max_image_pixels: int,
+    predictor_host: str | None,
+    workers: int | None,
+    max_image_pixels: int | None,
 ) -> None:
     """Grad-CAM heatmaps for IMAGES, or (--serve) the KServe explainer behind the :explain route."""
+    from aidetect.data import imaging
     from aidetect.model.explain import GradCam, run_explainer_server
+
+    # resolved here, not in the option: importing imaging (numpy, Pillow) would slow down `aidetect --help`
+    max_image_pixels = max_image_pixels or imaging.DEFAULT_MAX_PIXELS
 
     if serve_:
         run_explainer_server(name, checkpoint, http_port, max_image_pixels)
         return
     if not images:
         raise AidetectError("give IMAGE paths to explain, or --serve to run the explainer server")
-    from aidetect.data import imaging
 
     cam = GradCam.from_checkpoint(checkpoint)
     out = Path(out_dir)

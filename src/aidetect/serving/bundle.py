@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from aidetect import storage
+from aidetect.decision import DecisionSpec
 from aidetect.errors import DataError, StorageError
 
 BUNDLE_FILE = "bundle.json"
 ONNX_FILE = "model.onnx"
 REGISTRY_ARTIFACT_PATH = "serving"
+# models:/ URIs (to be replaced by the shared aidetect.refs.ModelRef parser)
 _MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
 
 
@@ -41,28 +43,28 @@ class BundleSpec:
     output_name: str = "logits"
     variant: str = "fp32"
     dataset_version: str = ""
-    real_label: str = ""  # the authentic class ("" in bundles from before it was recorded)
+    # the authentic label (DecisionSpec); bundles written before it existed get it from positive_label
+    real_label: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # parity, timings, provenance
 
     @property
-    def binary(self) -> bool:
-        return len(self.labels) == 2 and self.positive_label in self.labels
-
-    @property
-    def positive_index(self) -> int:
-        return self.labels.index(self.positive_label) if self.binary else -1
+    def decision(self) -> DecisionSpec:
+        """The decision rule the bundle answers with (labels, real label, threshold)."""
+        meta = {"labels": self.labels, "real_label": self.real_label, "positive_label": self.positive_label}
+        return DecisionSpec.from_meta(meta, threshold=self.threshold)
 
     def validate(self) -> None:
-        if len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
-            raise DataError(f"{BUNDLE_FILE}: labels must be 2+ distinct names, got {self.labels}")
+        """Check the fields; fills ``real_label`` for bundles written before it existed."""
         if self.positive_label is not None and self.positive_label not in self.labels:
             raise DataError(f"{BUNDLE_FILE}: positive_label {self.positive_label!r} is not in {self.labels}")
-        if self.real_label and self.real_label not in self.labels:
-            raise DataError(f"{BUNDLE_FILE}: real_label {self.real_label!r} is not in {self.labels}")
         if self.input_size < 1 or len(self.mean) != 3 or len(self.std) != 3:
             raise DataError(f"{BUNDLE_FILE}: input_size, mean and std (3 values each) are required")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise DataError(f"{BUNDLE_FILE}: threshold must be in [0, 1], got {self.threshold}")
+        try:
+            self.real_label = self.decision.real_label
+        except DataError as exc:  # labels, real_label or threshold
+            raise DataError(f"{BUNDLE_FILE}: {exc}") from None
+        if self.positive_label == self.real_label:
+            raise DataError(f"{BUNDLE_FILE}: positive_label {self.positive_label!r} is also the real_label")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aidetect.data.imaging import DEFAULT_MAX_PIXELS
 from aidetect.errors import ConfigError
 
 
@@ -25,7 +26,7 @@ class ServingConfig:
     infer_threads: int = 4
     # limits
     max_request_bytes: int = 64 * 1024 * 1024
-    max_image_pixels: int = 40_000_000
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
     max_batch: int = 64
     # inference log ("" disables it): a local folder or s3:// prefix
     inference_log_uri: str = ""
@@ -38,6 +39,10 @@ class ServingConfig:
     auth_required: bool = False
     rate_limit_per_second: float = 0.0  # 0: no rate limit
     rate_limit_burst: int = 0  # 0: equal to one second of rate
+    # chaos knobs for tests and game days (off): fraction of infer calls answered with a server error,
+    # and latency added to each infer call
+    fault_error_rate: float = 0.0
+    fault_delay_ms: float = 0.0
 
     def validate(self) -> None:
         for name in ("http_port", "grpc_port"):
@@ -60,6 +65,10 @@ class ServingConfig:
             raise ConfigError("inference_log_flush_seconds: must be positive")
         if self.rate_limit_per_second < 0 or self.rate_limit_burst < 0:
             raise ConfigError("rate_limit_per_second: must be >= 0")
+        if not 0.0 <= self.fault_error_rate <= 1.0:
+            raise ConfigError(f"fault_error_rate: must be in [0, 1], got {self.fault_error_rate}")
+        if self.fault_delay_ms < 0:
+            raise ConfigError(f"fault_delay_ms: must be >= 0, got {self.fault_delay_ms}")
 
 
 def load_serving_config(path: str | None = None, overrides: dict | None = None) -> ServingConfig:

@@ -1,8 +1,10 @@
 """Request guards in front of the model: body size limit, optional bearer tokens, per-token rate limit.
 
-:class:`GuardMiddleware` is a plain ASGI middleware for the REST server; :class:`Guard` holds the logic
-so the gRPC path (checked in the predictor, where gRPC metadata arrives as headers) applies the same
-rules. Health, readiness, metadata and ``/metrics`` routes stay open.
+:meth:`Guard.admit` is the one auth and rate-limit check. REST calls it from :class:`GuardMiddleware` (a
+plain ASGI middleware, which also enforces the body size limit) and answers a refusal with HTTP 401/429;
+gRPC calls it from the predictor (gRPC metadata reaches the model as headers; KServe's gRPC server takes
+no interceptors) and raises :meth:`Denied.grpc_error`. Health, readiness, metadata and ``/metrics``
+routes stay open.
 """
 
 from __future__ import annotations
@@ -12,12 +14,13 @@ import math
 import os
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
+from grpc_interceptor.exceptions import GrpcException, ResourceExhausted, Unauthenticated
 
 from aidetect.errors import ConfigError
 
@@ -71,11 +74,30 @@ class TokenBucket:
             return (1.0 - tokens) / self.rate
 
 
-@dataclass
+@dataclass(frozen=True)
 class Denied:
+    """Why a request may not reach the model, in the terms of both protocols."""
+
     status: int  # 401 | 429
     message: str
     retry_after: int = 0
+
+    @property
+    def reason(self) -> str:
+        """The ``aidetect_rejected_inputs_total`` reason."""
+        return "unauthorized" if self.status == 401 else "rate_limited"
+
+    def http_headers(self) -> list[tuple[bytes, bytes]]:
+        headers = [(b"retry-after", str(self.retry_after).encode())] if self.retry_after else []
+        if self.status == 401:
+            headers.append((b"www-authenticate", b"Bearer"))
+        return headers
+
+    def grpc_error(self) -> GrpcException:
+        """UNAUTHENTICATED or RESOURCE_EXHAUSTED (KServe's gRPC server maps these to the status code)."""
+        if self.status == 401:
+            return Unauthenticated(self.message)
+        return ResourceExhausted(f"{self.message}; retry after {self.retry_after} s")
 
 
 class Guard:
@@ -96,10 +118,14 @@ class Guard:
             ok |= hmac.compare_digest(t, token)
         return ok
 
-    def check(self, authorization: str | None, client: str) -> Denied | None:
+    def admit(self, headers: Mapping[str, str], client: str) -> Denied | None:
+        """The one check for REST and gRPC: ``None`` lets the request in.
+
+        ``headers`` are lower-cased (HTTP headers or gRPC metadata); ``client`` keys the rate limit when
+        no token is required (the peer address)."""
         key = client
         if self.required:
-            scheme, _, token = (authorization or "").partition(" ")
+            scheme, _, token = (headers.get("authorization") or "").partition(" ")
             if scheme.lower() != "bearer" or not token or not self._valid(token.strip().encode()):
                 return Denied(401, "missing or invalid bearer token")
             key = "token:" + token.strip()
@@ -173,13 +199,10 @@ class GuardMiddleware:
         headers = request_headers(scope)
         if self.guard is not None:
             client = (scope.get("client") or ("?", 0))[0]
-            denied = self.guard.check(headers.get("authorization"), client)
+            denied = self.guard.admit(headers, client)
             if denied is not None:
-                self.on_reject("unauthorized" if denied.status == 401 else "rate_limited")
-                extra = [(b"retry-after", str(denied.retry_after).encode())] if denied.retry_after else []
-                if denied.status == 401:
-                    extra.append((b"www-authenticate", b"Bearer"))
-                await self._answer(send, denied.status, denied.message, extra)
+                self.on_reject(denied.reason)
+                await self._answer(send, denied.status, denied.message, denied.http_headers())
                 return
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:

@@ -5,6 +5,9 @@ queue); a background thread computes the cheap image features, buffers rows and 
 ``<root>/<model>/date=YYYY-MM-DD/<time>-<id>.parquet`` (a local folder or ``s3://`` prefix) every
 ``flush_rows`` rows or ``flush_seconds`` seconds, and once more on :meth:`close`. When the queue is full
 the batch is dropped and counted, so a slow store never slows requests.
+
+Columns besides the image features: ``label`` (as served), ``probability_fake`` (the decision rule's fake
+score, the same column the drift reference profile holds) and ``p_<label>`` per class.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from PIL import Image
 from aidetect import storage
 from aidetect.data.features import FEATURE_COLUMNS, image_features
 from aidetect.data.imaging import decode_rgb
+from aidetect.decision import DecisionSpec
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +41,7 @@ class LoggedBatch:
     ts: datetime
     images: Sequence[Image.Image | None]  # None: decode ``encoded`` (on the writer thread)
     encoded: Sequence[bytes | None]
-    labels: Sequence[str]
-    probabilities: np.ndarray  # [N, C]
+    probabilities: np.ndarray  # [N, C]; the label and fake score follow from the decision rule
 
 
 class InferenceLog:
@@ -49,8 +52,7 @@ class InferenceLog:
         root: str,
         model_name: str,
         model_version: str,
-        class_labels: Sequence[str],
-        positive_label: str | None,
+        decision: DecisionSpec,
         flush_rows: int = 512,
         flush_seconds: float = 30.0,
         queue_size: int = 10_000,
@@ -58,11 +60,14 @@ class InferenceLog:
         self.root = root
         self.model_name = model_name
         self.model_version = model_version
-        self.class_labels = list(class_labels)
-        self.positive_index = self.class_labels.index(positive_label) if positive_label else -1
+        self.decision = decision
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
-        self._queue: queue.Queue[LoggedBatch | None] = queue.Queue(maxsize=max(1, queue_size))
+        self.queue_size = max(1, queue_size)
+        self._start()
+
+    def _start(self) -> None:
+        self._queue: queue.Queue[LoggedBatch | None] = queue.Queue(maxsize=self.queue_size)
         self._rows: list[dict[str, object]] = []
         self.dropped = 0
         self.written_rows = 0
@@ -72,6 +77,24 @@ class InferenceLog:
         self._thread.start()
         atexit.register(self.close)  # flush on interpreter exit too (e.g. a REST worker process)
 
+    _SETTINGS = (
+        "root",
+        "model_name",
+        "model_version",
+        "decision",
+        "flush_rows",
+        "flush_seconds",
+        "queue_size",
+    )
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled into REST worker processes as its settings: each process writes its own files."""
+        return {k: self.__dict__[k] for k in self._SETTINGS}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._start()
+
     def submit(self, batch: LoggedBatch) -> bool:
         """Queue a batch without blocking; ``False`` (and counted as dropped) when the queue is full."""
         if self._closed:
@@ -80,7 +103,7 @@ class InferenceLog:
             self._queue.put_nowait(batch)
             return True
         except queue.Full:
-            self.dropped += len(batch.labels)
+            self.dropped += len(batch.probabilities)
             return False
 
     def close(self, timeout: float = 30.0) -> None:
@@ -92,18 +115,20 @@ class InferenceLog:
         self._thread.join(timeout)
 
     def _rows_of(self, batch: LoggedBatch) -> list[dict[str, object]]:
+        rule = self.decision
+        labels = rule.names(rule.decide(batch.probabilities))
+        fake_score = rule.fake_score(batch.probabilities)
         rows = []
-        for i, label in enumerate(batch.labels):
+        for i, label in enumerate(labels):
             probs = batch.probabilities[i]
-            p_fake = probs[self.positive_index] if self.positive_index >= 0 else probs.max()
             row: dict[str, object] = {
                 "ts": batch.ts,
                 "model_name": self.model_name,
                 "model_version": self.model_version,
                 "label": label,
-                "probability_fake": float(p_fake),
+                "probability_fake": float(fake_score[i]),
             }
-            for j, name in enumerate(self.class_labels):
+            for j, name in enumerate(rule.labels):
                 row[f"p_{name}"] = float(probs[j])
             try:
                 img, encoded = batch.images[i], batch.encoded[i]

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from aidetect.data import imaging
-from aidetect.serving.kserve_compat import InvalidInput
+from aidetect.serving.kserve_compat import InferInput, InvalidInput, raw_bytes
 
 IMAGE, PIXELS, TENSOR = "image", "pixels", "tensor"
 INPUT_DATATYPES = {IMAGE: "BYTES", PIXELS: "UINT8", TENSOR: "FP32"}
@@ -80,7 +80,7 @@ def split_bytes_tensor(raw: bytes, name: str) -> list[bytes]:
     return out
 
 
-def _shape(inp: Any) -> list[int]:
+def _shape(inp: InferInput) -> list[int]:
     try:
         shape = [int(d) for d in inp.shape]
     except (TypeError, ValueError):
@@ -100,8 +100,8 @@ def _check_batch(name: str, n: int, limits: Limits) -> None:
         )
 
 
-def _byte_elements(inp: Any) -> list[bytes]:
-    raw = getattr(inp, "_raw_data", None)
+def _byte_elements(inp: InferInput) -> list[bytes]:
+    raw = raw_bytes(inp)
     if raw is not None:
         return split_bytes_tensor(raw, inp.name)
     data = inp.data
@@ -132,9 +132,9 @@ def _flatten(data: Any) -> list[Any]:
     return list(data)
 
 
-def _numeric(inp: Any, dtype: type, shape: list[int]) -> np.ndarray:
+def _numeric(inp: InferInput, dtype: type, shape: list[int]) -> np.ndarray:
     count = int(np.prod(shape))
-    raw = getattr(inp, "_raw_data", None)
+    raw = raw_bytes(inp)
     if raw is not None:
         itemsize = np.dtype(dtype).itemsize
         if len(raw) != count * itemsize:
@@ -153,7 +153,7 @@ def _numeric(inp: Any, dtype: type, shape: list[int]) -> np.ndarray:
     return flat.astype(dtype).reshape(shape)
 
 
-def select_input(inputs: list[Any]) -> Any:
+def select_input(inputs: list[InferInput]) -> InferInput:
     """The one known input of the request, or a RejectedInput naming what is wrong."""
     if not inputs:
         raise RejectedInput("request has no inputs (expected one of: image, pixels, tensor)", "unknown_input")
@@ -175,7 +175,7 @@ def select_input(inputs: list[Any]) -> Any:
     return inp
 
 
-def decode_images(inp: Any, pre: Preprocess, limits: Limits) -> Batch:
+def decode_images(inp: InferInput, pre: Preprocess, limits: Limits) -> Batch:
     shape = _shape(inp)
     if len(shape) != 1:
         raise RejectedInput(f"input '{inp.name}': expected shape [N], got {shape}", "bad_shape")
@@ -196,7 +196,7 @@ def decode_images(inp: Any, pre: Preprocess, limits: Limits) -> Batch:
     return Batch(x=x, images=[None] * len(elements), encoded=list(elements))
 
 
-def decode_pixels(inp: Any, pre: Preprocess, limits: Limits) -> Batch:
+def decode_pixels(inp: InferInput, pre: Preprocess, limits: Limits) -> Batch:
     shape = _shape(inp)
     if len(shape) != 4 or shape[3] != 3:
         raise RejectedInput(f"input '{inp.name}': expected shape [N, H, W, 3], got {shape}", "bad_shape")
@@ -217,7 +217,7 @@ def decode_pixels(inp: Any, pre: Preprocess, limits: Limits) -> Batch:
     return Batch(x=x, images=images, encoded=[None] * n)
 
 
-def decode_tensor(inp: Any, pre: Preprocess, limits: Limits) -> Batch:
+def decode_tensor(inp: InferInput, pre: Preprocess, limits: Limits) -> Batch:
     shape = _shape(inp)
     s = pre.input_size
     if len(shape) != 4 or shape[1:] != [3, s, s]:
@@ -240,7 +240,7 @@ def decode_tensor(inp: Any, pre: Preprocess, limits: Limits) -> Batch:
 DECODERS = {IMAGE: decode_images, PIXELS: decode_pixels, TENSOR: decode_tensor}
 
 
-def decode_request_inputs(inputs: list[Any], pre: Preprocess, limits: Limits) -> Batch:
+def decode_request_inputs(inputs: list[InferInput], pre: Preprocess, limits: Limits) -> Batch:
     """Validate and decode the request's inputs into one float32 batch."""
     inp = select_input(inputs)
     return DECODERS[inp.name](inp, pre, limits)

@@ -3,6 +3,9 @@
 ``kserve.model_server`` runs ``argparse.parse_known_args()`` on ``sys.argv`` at import time, so an
 unrelated flag that abbreviates one of its options (``pytest --co`` -> ``--configure_logging``) exits
 the process. Every serving module imports KServe names from here instead.
+
+It is also the one place that touches KServe's private tensor fields: :func:`raw_bytes` and
+:func:`infer_input` read and set an ``InferInput``'s raw (binary-extension / gRPC raw contents) bytes.
 """
 
 from __future__ import annotations
@@ -20,6 +23,31 @@ try:
 finally:
     sys.argv = _argv
 
+
+def raw_bytes(inp: InferInput) -> bytes | None:
+    """The input's raw tensor bytes (gRPC ``raw_input_contents`` or the REST binary extension), if any.
+
+    KServe 0.21 keeps them in the private ``_raw_data`` and offers only ``as_numpy()``, which turns BYTES
+    tensors into UTF-8 strings and copies numeric ones; the decoders need the bytes themselves."""
+    return inp._raw_data
+
+
+def infer_input(
+    name: str,
+    shape: list[int],
+    datatype: str,
+    parameters: dict,
+    *,
+    data: object = None,
+    raw: bytes | None = None,
+) -> InferInput:
+    """An ``InferInput`` holding either JSON ``data`` or ``raw`` tensor bytes (as a gRPC request would)."""
+    inp = InferInput(name=name, shape=shape, datatype=datatype, data=data, parameters=parameters)
+    if raw is not None:
+        inp._raw_data = raw
+    return inp
+
+
 __all__ = [
     "INFERENCE_CONTENT_LENGTH_HEADER",
     "InferInput",
@@ -32,6 +60,8 @@ __all__ = [
     "ModelNotFound",
     "ModelNotReady",
     "RequestedOutput",
+    "infer_input",
     "kserve",
     "model_server",
+    "raw_bytes",
 ]

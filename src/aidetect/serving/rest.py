@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import orjson
 
@@ -26,7 +25,9 @@ from aidetect.serving.kserve_compat import (
     ModelNotFound,
     ModelNotReady,
     RequestedOutput,
+    infer_input,
 )
+from aidetect.serving.predictor import AidetectPredictor
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +67,14 @@ def parse_infer_request(body: bytes, headers: dict[str, str], model_name: str) -
         params = item.get("parameters") or {}
         if not isinstance(params, dict):
             raise _bad(f"input '{name}': parameters must be an object")
-        inp = InferInput(name=name, shape=shape, datatype=datatype.upper(), parameters=params)
+        datatype = datatype.upper()
         if "data" in item:
-            inp._data = item["data"]
+            inp = infer_input(name, shape, datatype, params, data=item["data"])
         elif "binary_data_size" in params:
             size = params["binary_data_size"]
             if not isinstance(size, int) or size < 0 or offset + size > len(body):
                 raise _bad(f"input '{name}': binary_data_size {size!r} runs past the end of the body")
-            inp._raw_data = body[offset : offset + size]
+            inp = infer_input(name, shape, datatype, params, raw=body[offset : offset + size])
             offset += size
         else:
             raise _bad(f"input '{name}': neither 'data' nor a binary_data_size parameter")
@@ -107,7 +108,7 @@ class InferEndpoint:
 
     PREFIX, SUFFIX = "/v2/models/", "/infer"
 
-    def __init__(self, app: ASGIApp, predictor: Any) -> None:
+    def __init__(self, app: ASGIApp, predictor: AidetectPredictor) -> None:
         self.app = app
         self.predictor = predictor
 

@@ -1,0 +1,135 @@
+"""``aidetect serve``: assembles the server from a :class:`ServingConfig` and serves one bundle.
+
+ServingConfig -> guard, inference log and predictor (:func:`build_predictor`); our REST layers on
+KServe's FastAPI app (:func:`install_routes`); the KServe ModelServer (:func:`run_server`). REST
+worker processes (``workers`` > 1) unpickle the predictor and call :func:`install_worker_routes`,
+which the predictor carries as its ``on_worker_start`` hook.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING, Any
+
+from aidetect.serving import metrics
+from aidetect.serving.bundle import Bundle, load_bundle
+from aidetect.serving.config import ServingConfig
+from aidetect.serving.guard import Guard, GuardMiddleware, load_tokens
+from aidetect.serving.inference_log import InferenceLog
+from aidetect.serving.kserve_compat import ModelNotFound, kserve, model_server
+from aidetect.serving.logs import configure_server_logging
+from aidetect.serving.predictor import AidetectPredictor
+from aidetect.serving.rest import InferEndpoint
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+log = logging.getLogger(__name__)
+
+
+def build_guard(cfg: ServingConfig) -> Guard | None:
+    """The auth / rate-limit guard, or None when both are off."""
+    if not (cfg.auth_required or cfg.rate_limit_per_second > 0):
+        return None
+    tokens = load_tokens(cfg.auth_tokens_env, cfg.auth_tokens_file) if cfg.auth_required else []
+    return Guard(tokens, cfg.auth_required, cfg.rate_limit_per_second, cfg.rate_limit_burst)
+
+
+def build_inference_log(cfg: ServingConfig, bundle: Bundle) -> InferenceLog | None:
+    """The background inference-log writer, or None when no log URI is configured."""
+    if not cfg.inference_log_uri:
+        return None
+    return InferenceLog(
+        cfg.inference_log_uri,
+        cfg.model_name or bundle.spec.model_name,
+        bundle.spec.model_version,
+        bundle.spec.decision,
+        flush_rows=cfg.inference_log_flush_rows,
+        flush_seconds=cfg.inference_log_flush_seconds,
+        queue_size=cfg.inference_log_queue_size,
+    )
+
+
+def build_predictor(model_uri: str, cfg: ServingConfig) -> AidetectPredictor:
+    """Load the bundle and build the (not yet loaded) predictor with its guard and inference log."""
+    bundle = load_bundle(model_uri)
+    cfg = dataclasses.replace(cfg, model_name=cfg.model_name or bundle.spec.model_name)
+    return AidetectPredictor(
+        bundle,
+        cfg,
+        guard=build_guard(cfg),
+        inference_log=build_inference_log(cfg, bundle),
+        on_worker_start=install_worker_routes,
+    )
+
+
+def install_routes(app: FastAPI, predictor: AidetectPredictor) -> None:
+    """Our REST layers on KServe's FastAPI app: the guard and the fast infer endpoint in front of
+    everything, and richer model metadata. Idempotent per app."""
+    if getattr(app.state, "aidetect_routes", False):
+        return
+    app.state.aidetect_routes = True
+    cfg = predictor.cfg
+    build_stack = app.build_middleware_stack
+
+    def outermost() -> Any:  # Starlette builds the stack once, on the first event
+        return GuardMiddleware(
+            InferEndpoint(build_stack(), predictor),
+            guard=predictor.guard,
+            max_body=cfg.max_request_bytes,
+            on_reject=lambda reason: metrics.reject(predictor.name, reason),
+            # KServe (re)configures logging in each REST worker before serving: apply ours after it
+            on_start=lambda: configure_server_logging(cfg.access_log),
+        )
+
+    app.build_middleware_stack = outermost  # type: ignore[method-assign]
+
+    async def model_metadata(model_name: str) -> dict[str, Any]:
+        if model_name != predictor.name:
+            raise ModelNotFound(model_name)
+        outputs = predictor.get_output_types()
+        outputs[0]["parameters"] = {"labels": list(predictor.decision.labels)}
+        return {
+            "name": predictor.name,
+            "versions": [predictor.spec.model_version],
+            "platform": "onnxruntime_onnx",
+            "inputs": predictor.get_input_types(),
+            "outputs": outputs,
+            "parameters": predictor.describe(),
+        }
+
+    app.add_api_route("/v2/models/{model_name}", model_metadata, methods=["GET"])
+
+
+def install_worker_routes(predictor: AidetectPredictor) -> None:
+    """The predictor's ``on_worker_start`` hook: a spawned REST worker's KServe app gets our routes."""
+    install_routes(model_server.app, predictor)
+    if predictor.inference_log is not None:  # worker processes end without atexit: flush on shutdown
+        model_server.app.router.add_event_handler("shutdown", predictor.inference_log.close)
+
+
+def run_server(model_uri: str, cfg: ServingConfig) -> None:
+    """Load the bundle and serve it until SIGTERM/SIGINT (flushing the inference log on the way out)."""
+    model_server.args.grpc_max_receive_message_length = cfg.max_request_bytes
+    model_server.args.grpc_max_send_message_length = max(cfg.max_request_bytes, 4 * 1024 * 1024)
+
+    predictor = build_predictor(model_uri, cfg)
+    predictor.load()
+    server = kserve.ModelServer(
+        http_port=cfg.http_port,
+        grpc_port=cfg.grpc_port,
+        workers=cfg.workers,
+        max_threads=cfg.grpc_threads,
+        enable_grpc=cfg.enable_grpc,
+        enable_latency_logging=False,
+        grace_period=10,
+    )
+    install_routes(model_server.app, predictor)
+    configure_server_logging(cfg.access_log)
+    log.info("serving %s (%s) on http :%s grpc :%s", predictor.name, model_uri, cfg.http_port, cfg.grpc_port)
+    try:
+        server.start([predictor])
+    finally:
+        if predictor.inference_log is not None:
+            predictor.inference_log.close()
