@@ -194,25 +194,46 @@ def local_copy(uri: str) -> Iterator[Path]:
         yield dest
 
 
-def publish_dir(local_dir: str | Path, dest: str, marker: str | None = None) -> None:
+def read_parquet(uri: str, what: str = "parquet file") -> Any:
+    """A parquet file (local or ``s3://``) as a ``pyarrow.Table``; unreadable content is a StorageError
+    naming ``what`` and the URI."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if is_s3(uri):
+            return pq.read_table(pa.BufferReader(read_bytes(uri)))
+        return pq.read_table(uri)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise StorageError(f"cannot read {what} {uri}: {exc}") from None
+
+
+def publish_dir(local_dir: str | Path, dest: str, marker: str | None = None, replace: bool = False) -> None:
     """Publish a finished local folder to ``dest`` atomically.
 
-    Locally: one ``rename`` of a sibling temp folder. On S3: upload every file, then ``marker``
-    (a file inside ``local_dir``) last, so readers that require the marker never see a partial copy.
+    Locally: one ``rename`` of a sibling temp folder (with ``replace``, an existing ``dest`` is swapped
+    out and removed after). On S3: upload every file, then ``marker`` (a file inside ``local_dir``) last,
+    so readers that require the marker never see a partial copy.
     """
     src = Path(local_dir)
     if not is_s3(dest):
         target = Path(dest)
-        if target.exists():
+        if target.exists() and not replace:
             raise StorageError(f"refusing to overwrite existing {target}")
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        old = staging.with_name(staging.name + ".old")
         try:
             shutil.copytree(src, staging, dirs_exist_ok=True)
+            if target.exists():
+                target.rename(old)
             os.replace(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            if old.exists() and not target.exists():
+                old.rename(target)
             raise
+        shutil.rmtree(old, ignore_errors=True)
         return
     bucket, key = split_s3(dest)
     files = sorted(p for p in src.rglob("*") if p.is_file())

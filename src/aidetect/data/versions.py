@@ -392,13 +392,7 @@ class DatasetVersion:
         return df.reset_index(drop=True)
 
     def _read_shard(self, name: str) -> pa.Table:
-        uri = storage.join(self.uri, "shards", name)
-        if storage.is_s3(uri):
-            return pq.read_table(pa.BufferReader(storage.read_bytes(uri)))
-        try:
-            return pq.read_table(uri)
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise StorageError(f"cannot read shard {uri}: {exc}") from None
+        return storage.read_parquet(storage.join(self.uri, "shards", name), "shard")
 
     def iter_images(self, split: str | None = None) -> Iterator[tuple[dict[str, Any], bytes]]:
         """Yield ``(row, image_bytes)`` shard by shard (one shard in memory at a time)."""
@@ -487,11 +481,7 @@ def open_version(version: str, root: str | None = None) -> DatasetVersion:
     version_id = resolve_version_id(version, root)
     uri = storage.join(root, version_id)
     meta = _read_meta(uri)
-    manifest_uri = storage.join(uri, MANIFEST)
-    if storage.is_s3(manifest_uri):
-        manifest = pq.read_table(pa.BufferReader(storage.read_bytes(manifest_uri))).to_pandas()
-    else:
-        manifest = pd.read_parquet(manifest_uri)
+    manifest = storage.read_parquet(storage.join(uri, MANIFEST), "manifest").to_pandas()
     return DatasetVersion(uri, meta, manifest)
 
 

@@ -10,22 +10,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
+from aidetect import storage
 from aidetect.decision import DecisionSpec
 from aidetect.errors import DataError
 from aidetect.model.checkpoint import load_checkpoint, save_checkpoint
 from aidetect.model.config import EvalConfig, GatesConfig, SlicesConfig
 from aidetect.model.data import SplitData, load_split, predict_loader
 from aidetect.model.gates import evaluate_gates
+from aidetect.model.inference import predict_probs
 from aidetect.model.lineage import write_json
 from aidetect.model.metrics import classification_metrics, reliability_bins, roc_points
 from aidetect.model.plots import confusion_matrix_plot, reliability_plot, roc_plot
@@ -44,12 +44,8 @@ def predict(
     fn = PERTURBATIONS[perturbation] if perturbation else None
     transform = (lambda img, _rng: fn(img)) if fn else None
     loader = predict_loader(data, int(meta["input_size"]), meta["mean"], meta["std"], batch_size, transform)
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for x, _ in loader:
-            out.append(torch.softmax(model(x).float(), dim=1).numpy())
-    return np.concatenate(out) if out else np.zeros((0, int(meta["num_classes"])), np.float32)
+    probs, _ = predict_probs(model, loader)
+    return probs if len(probs) else np.zeros((0, int(meta["num_classes"])), np.float32)
 
 
 def _slim(m: dict[str, Any]) -> dict[str, Any]:
@@ -58,21 +54,10 @@ def _slim(m: dict[str, Any]) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _publishing(out_dir: Path) -> Iterator[Path]:
-    """Yield a staging folder; on success it replaces ``out_dir`` in one rename (never half-written)."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        yield staging
-        old = None
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{staging.name[-8:]}")
-            out_dir.rename(old)
-        staging.rename(out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    """Yield a staging folder; on success it replaces ``out_dir`` at once (never half-written)."""
+    with tempfile.TemporaryDirectory(prefix="aidetect-eval-") as staging:
+        yield Path(staging)
+        storage.publish_dir(staging, str(out_dir), replace=True)
 
 
 def evaluate(

@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from aidetect.data import imaging
-from aidetect.decision import DecisionSpec
+from aidetect.decision import DecisionSpec, softmax
 from aidetect.errors import DataError
+from aidetect.model.inference import predict_array
 from aidetect.refs import ModelRef
 from aidetect.serving.bundle import BundleSpec, write_bundle
 
@@ -137,18 +138,9 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray, batch: int = 16
     return dst
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def torch_probabilities(model: nn.Module, x: np.ndarray, batch: int = 64) -> np.ndarray:
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(x), batch):
-            out.append(torch.softmax(model(torch.from_numpy(x[i : i + batch])), dim=1).numpy())
-    return np.concatenate(out)
+    """The torch model's probabilities on ``x``: the reference every ONNX variant must match."""
+    return predict_array(model, x, batch)
 
 
 def _session(path: Path, threads: int = 0) -> Any:
@@ -163,7 +155,7 @@ def _session(path: Path, threads: int = 0) -> Any:
 def onnx_probabilities(path: Path, x: np.ndarray, batch: int = 64) -> np.ndarray:
     sess = _session(path)
     out = [sess.run([OUTPUT_NAME], {INPUT_NAME: x[i : i + batch]})[0] for i in range(0, len(x), batch)]
-    return _softmax(np.concatenate(out).astype(np.float64)).astype(np.float32)
+    return softmax(np.concatenate(out).astype(np.float64)).astype(np.float32)
 
 
 def time_variant(path: Path, input_size: int, repeats: int = 50) -> tuple[float, float]:

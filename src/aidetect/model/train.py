@@ -35,6 +35,7 @@ from aidetect.model.augment import Augmenter
 from aidetect.model.checkpoint import save_checkpoint, unwrap
 from aidetect.model.config import TrainConfig
 from aidetect.model.data import ImageDataset, SplitData, epoch_batches, load_split
+from aidetect.model.inference import autocast, predict_probs
 from aidetect.model.lineage import git_commit, read_json, write_json
 from aidetect.model.metrics import classification_metrics
 from aidetect.model.networks import build_model, count_parameters, with_flip_average
@@ -151,35 +152,6 @@ def uses_amp(device: torch.device, cfg: TrainConfig) -> bool:
 def uses_channels_last(device: torch.device, cfg: TrainConfig) -> bool:
     """channels_last pays off on CUDA and, with bf16 oneDNN kernels, on the CPU."""
     return cfg.channels_last and (device.type == "cuda" or uses_amp(device, cfg))
-
-
-def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
-    if not enabled:
-        return contextlib.nullcontext()
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast("cpu", dtype=torch.bfloat16)
-
-
-@torch.no_grad()
-def predict_probs(
-    model: nn.Module, loader: torch.utils.data.DataLoader, device: torch.device, amp: bool = False
-) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax probabilities ``[N, C]`` and targets for every batch of ``loader``."""
-    model.eval()
-    probs, targets = [], []
-    for x, y in loader:
-        x = x.to(device, non_blocking=True)
-        if device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, amp):
-            logits = model(x)
-        probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
-        targets.append(y.numpy())
-    if not probs:
-        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64)
-    return np.concatenate(probs), np.concatenate(targets)
 
 
 class _Tracker:
@@ -485,7 +457,7 @@ def _run_epoch(
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, use_amp):
+        with autocast(device, use_amp):
             loss = loss_fn(loop.model(x).float(), y)
         finite = torch.isfinite(loss.detach()).float()
         if d.world > 1:

@@ -205,9 +205,7 @@ def read_reference(uri: str) -> tuple[pd.DataFrame, Profile]:
         profile = Profile(**json.loads(storage.read_bytes(meta)))
     except (ValueError, TypeError) as exc:
         raise DataError(f"{meta} is not a valid profile: {exc}") from None
-    with storage.local_copy(parquet) as local:
-        df = pd.read_parquet(local)
-    return df, profile
+    return storage.read_parquet(parquet, "reference profile").to_pandas(), profile
 
 
 def load_reference(model_name: str, version_or_alias: str) -> tuple[pd.DataFrame, Profile]:

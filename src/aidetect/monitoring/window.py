@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from aidetect import storage
 from aidetect.errors import DataError, StorageError
@@ -26,11 +24,9 @@ def _days(start: datetime, end: datetime) -> list[str]:
 
 def _read_parquet(uri: str) -> pa.Table:
     try:
-        if storage.is_s3(uri):
-            return pq.read_table(io.BytesIO(storage.read_bytes(uri)))
-        return pq.read_table(uri)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise DataError(f"inference log file {uri} is not readable parquet: {exc}") from None
+        return storage.read_parquet(uri, "inference log file")
+    except StorageError as exc:
+        raise DataError(str(exc)) from None
 
 
 def log_files(root: str, model_name: str, start: datetime, end: datetime) -> list[str]:
