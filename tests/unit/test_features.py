@@ -110,3 +110,15 @@ def test_downsampling_keeps_statistics_close_to_full_resolution() -> None:
     small = image_features(img)
     for col in ("mean_r", "mean_g", "mean_b", "brightness"):
         assert small[col] == pytest.approx(full[col], abs=0.01), col
+
+
+def test_a_needle_image_is_reduced_along_its_long_side_too() -> None:
+    """1 x 20M pixels: the statistics run on at most WORK_AXIS_MAX pixels per side, not 240 MB of floats."""
+    from aidetect.data import features
+
+    needle = Image.new("RGB", (1, 20_000_000), (200, 100, 50))
+    assert features._downsample(needle).size == (1, features.WORK_AXIS_MAX)
+    row = features.image_features(needle)
+    assert (row["width"], row["height"]) == (1.0, 20_000_000.0)
+    assert abs(row["mean_r"] - 200 / 255) < 1e-6 and row["std_r"] < 1e-6
+    assert features._downsample(Image.new("RGB", (512, 384))).size == (171, 128)  # ordinary: unchanged

@@ -40,6 +40,7 @@ FEATURE_COLUMNS: list[str] = [
 ]
 
 WORK_SIZE = 128  # shorter side of the downsampled copy the statistics are computed on
+WORK_AXIS_MAX = 16 * WORK_SIZE  # longest side of that copy, reached only by aspect ratios beyond 8:1
 LOSSLESS_QUALITY = 100.0  # jpeg_quality reported for images that carry no quantization table
 _LAPLACIAN_GAIN = 64.0  # peak |H(f)|^2 of the 4-neighbour Laplacian (at the Nyquist corner)
 
@@ -73,9 +74,15 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
 def _downsample(img: Image.Image) -> Image.Image:
-    """Box-reduce by an integer factor so the shorter side lands in ``[WORK_SIZE, 2 * WORK_SIZE)``."""
+    """Box-reduce by an integer factor so the shorter side lands in ``[WORK_SIZE, 2 * WORK_SIZE)``.
+
+    An extreme aspect ratio is then reduced along its long side too, to at most :data:`WORK_AXIS_MAX`
+    pixels, so a 1 x 20M image costs no more than an ordinary one (ordinary images never reach it).
+    """
     factor = min(img.size) // WORK_SIZE
-    return img.reduce(factor) if factor >= 2 else img
+    img = img.reduce(factor) if factor >= 2 else img
+    fx, fy = (-(-side // WORK_AXIS_MAX) for side in img.size)
+    return img.reduce((fx, fy)) if fx > 1 or fy > 1 else img
 
 
 def hf_energy_ratio(luma: np.ndarray) -> float:
@@ -112,7 +119,7 @@ def jpeg_quality(img: Image.Image, encoded: bytes | None = None) -> float:
     tables = getattr(img, "quantization", None)
     if not tables and encoded is not None and encoded[:3] == b"\xff\xd8\xff":
         try:
-            with Image.open(io.BytesIO(encoded)) as header:  # reads the headers, not the pixels
+            with Image.open(io.BytesIO(encoded), formats=["JPEG"]) as header:  # headers, not pixels
                 tables = getattr(header, "quantization", None)
         except (OSError, ValueError, SyntaxError):
             tables = None
