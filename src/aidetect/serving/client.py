@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import orjson
@@ -52,7 +53,7 @@ class V2Client:
         self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
         self.url = url
 
-    def _get(self, path: str) -> dict:
+    def _get(self, path: str) -> dict[str, Any]:
         try:
             r = self.http.get(path)
         except httpx.HTTPError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from aidetect.data.imaging import DEFAULT_MAX_PIXELS
 from aidetect.errors import ConfigError
@@ -71,7 +72,7 @@ class ServingConfig:
             raise ConfigError(f"fault_delay_ms: must be >= 0, got {self.fault_delay_ms}")
 
 
-def load_serving_config(path: str | None = None, overrides: dict | None = None) -> ServingConfig:
+def load_serving_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> ServingConfig:
     from aidetect.config import load
 
     return load(ServingConfig, "serving", path=path, overrides=overrides)

@@ -149,12 +149,12 @@ class InferenceLog:
             timeout = max(0.05, self.flush_seconds - (time.monotonic() - last_flush))
             try:
                 item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                item = ...
-            if item is None:
-                self._flush()
-                return
-            if item is not ...:
+            except queue.Empty:  # nothing new: only the time-based flush below
+                pass
+            else:
+                if item is None:
+                    self._flush()
+                    return
                 self._rows.extend(self._rows_of(item))
             if len(self._rows) >= self.flush_rows or time.monotonic() - last_flush >= self.flush_seconds:
                 self._flush()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,8 +57,8 @@ class Batch:
 
     x: np.ndarray  # float32 [N, 3, S, S]
     # as received (RGB), for features; None where only ``encoded`` is kept (decoded when logged)
-    images: list[Image.Image | None] = field(default_factory=list)
-    encoded: list[bytes | None] = field(default_factory=list)
+    images: Sequence[Image.Image | None] = field(default_factory=list)
+    encoded: Sequence[bytes | None] = field(default_factory=list)
 
 
 def split_bytes_tensor(raw: bytes, name: str) -> list[bytes]:

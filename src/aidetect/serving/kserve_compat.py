@@ -11,6 +11,7 @@ It is also the one place that touches KServe's private tensor fields: :func:`raw
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 _argv, sys.argv = sys.argv, sys.argv[:1]
 try:
@@ -36,7 +37,7 @@ def infer_input(
     name: str,
     shape: list[int],
     datatype: str,
-    parameters: dict,
+    parameters: dict[str, Any],
     *,
     data: object = None,
     raw: bytes | None = None,
