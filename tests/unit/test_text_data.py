@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from aidetect.data.text.demo import generate_text_demo
-from aidetect.data.text.normalize import TextError, clean_text, normalize_text, text_sha256
+from aidetect.data.text.normalize import TextError, clean_text, clean_texts, normalize_text, text_sha256
 from aidetect.data.text.settings import TextDataConfig
 from aidetect.data.text.validation import TextValidationConfig, validate_text_version
 from aidetect.data.text.versions import ingest_text, open_text_version, read_texts
@@ -179,3 +179,9 @@ def test_validation_finds_conflicts_straddling_groups_and_near_duplicates(tmp_pa
     assert "no near-duplicates" in failed
     assert not report.success and "no text with two labels" in report.failure_message()
     assert report.duplicates["near"]["pairs"] >= 1
+
+
+def test_clean_texts_names_the_element() -> None:
+    assert clean_texts([b"ok", "fine"], max_bytes=10) == ["ok", "fine"]
+    with pytest.raises(TextError, match=r"text\[1\]: not valid UTF-8 \(byte 2"):
+        clean_texts([b"ok", b"no\xc3(", b""], max_bytes=10)

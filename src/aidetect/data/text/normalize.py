@@ -70,3 +70,14 @@ def clean_text(raw: str | bytes, max_bytes: int) -> str:
     if bad:
         raise TextError("control", f"control character {bad.group()!r} at position {bad.start()}")
     return text
+
+
+def clean_texts(items: list[str | bytes], max_bytes: int) -> list[str]:
+    """:func:`clean_text` over a request's texts; the error names the element (``text[3]: ...``)."""
+    out = []
+    for i, raw in enumerate(items):
+        try:
+            out.append(clean_text(raw, max_bytes))
+        except TextError as exc:
+            raise TextError(exc.reason, f"text[{i}]: {exc}") from None
+    return out
