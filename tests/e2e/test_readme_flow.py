@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 # The steps this test runs, as the README names them (`aidetect <words>`), in the README's order.
 FLOW = ["data ingest", "data validate", "train", "evaluate", "optimize", "register", "serve", "predict"]
-GATES = """min: {accuracy: 0.6}
+GATES = """min: {accuracy: 0.0}  # the flow is under test here, not the tiny model's accuracy
 max: {}
 slices: {min: 0.0, max_gap: 1.0}
 perturbations: {min: 0.0, max_drop: 1.0}
