@@ -77,7 +77,7 @@ def train(
     }
     stores = flows.Stores()
     _, result = flows.train(
-        flows.DatasetRef.resolve(data),
+        flows.DatasetRef(data, ""),  # resolved after the config is checked
         stores,
         out,
         preset=preset,
@@ -120,7 +120,7 @@ def evaluate(
     ev = flows.evaluate(
         flows.TrainedModel.at(model),
         stores,
-        dataset=flows.DatasetRef.resolve(data) if data else None,
+        dataset=flows.DatasetRef(data, "") if data else None,
         out=out,
         gates=gates,
         slices=slices,
