@@ -43,7 +43,7 @@ def test_errors_name_the_problem(tmp_path: Path) -> None:
         load_bundle(tmp_path / "half")
     with pytest.raises(DataError, match="positive_label"):
         write_bundle(tmp_path / "c", b"x", _spec(positive_label="DOG"))
-    with pytest.raises(StorageError, match="models:/<name>@<alias>"):
+    with pytest.raises(DataError, match="models:/<name>@<alias>"):
         load_bundle("models:/just-a-name")
 
 
@@ -67,3 +67,26 @@ def test_serving_config_validation() -> None:
         load_serving_config(overrides={"http_port": 9000, "grpc_port": 9000})
     with pytest.raises(ConfigError, match="max_batch"):
         load_serving_config(overrides={"max_batch": 0})
+
+
+def test_decision_spec_from_old_and_new_bundles(tmp_path: Path) -> None:
+    # an old binary bundle whose fake class comes first: positive_label decides which label is real
+    old = _spec(labels=["FAKE", "REAL"], positive_label="FAKE", threshold=0.7)
+    write_bundle(tmp_path / "old", b"x", old)
+    doc = json.loads((tmp_path / "old" / "bundle.json").read_text())
+    assert doc["real_label"] == "REAL"  # written out from now on
+    del doc["real_label"]
+    (tmp_path / "old" / "bundle.json").write_text(json.dumps(doc))
+    rule = load_bundle(tmp_path / "old").spec.decision
+    assert (rule.real_label, rule.fake_label, rule.threshold) == ("REAL", "FAKE", 0.7)
+    # three classes, the real one not first
+    three = _spec(labels=["ai-generated", "real", "deepfake"], positive_label=None, real_label="real")
+    write_bundle(tmp_path / "three", b"x", three)
+    rule = load_bundle(tmp_path / "three").spec.decision
+    assert rule.real_index == 1 and rule.fake_labels == ["ai-generated", "deepfake"] and not rule.binary
+    with pytest.raises(DataError, match=r"bundle\.json: .*real_label 'human'"):
+        write_bundle(tmp_path / "bad", b"x", _spec(real_label="human"))
+    with pytest.raises(DataError, match="also the real_label"):
+        write_bundle(tmp_path / "bad", b"x", _spec(real_label="FAKE"))
+    with pytest.raises(DataError, match="threshold"):
+        write_bundle(tmp_path / "bad", b"x", _spec(threshold=1.5))

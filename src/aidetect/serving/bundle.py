@@ -9,7 +9,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -19,12 +18,11 @@ from typing import Any
 from aidetect import storage
 from aidetect.decision import DecisionSpec
 from aidetect.errors import DataError, StorageError
+from aidetect.refs import ModelRef
 
 BUNDLE_FILE = "bundle.json"
 ONNX_FILE = "model.onnx"
 REGISTRY_ARTIFACT_PATH = "serving"
-# models:/ URIs (to be replaced by the shared aidetect.refs.ModelRef parser)
-_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
 
 
 @dataclass
@@ -121,17 +119,14 @@ def _download_dir() -> Path:
 
 def _fetch(uri: str) -> Path:
     """A local folder holding the bundle at ``uri``."""
-    m = _MODELS_URI.match(uri)
-    if m:
+    if ModelRef.is_registry_uri(uri):
         from aidetect import registry
 
+        model = ModelRef.parse(uri)  # DataError naming the accepted forms
         dst = _download_dir()
-        ref = m.group("alias") or m.group("version")
-        registry.download_artifacts(m.group("name"), ref, REGISTRY_ARTIFACT_PATH, str(dst))
+        registry.download_artifacts(model.name, model.ref, REGISTRY_ARTIFACT_PATH, str(dst))
         nested = dst / REGISTRY_ARTIFACT_PATH
         return nested if (nested / BUNDLE_FILE).exists() else dst
-    if uri.startswith("models:/"):
-        raise StorageError(f"bad model URI {uri!r}: use models:/<name>@<alias> or models:/<name>/<version>")
     if storage.is_s3(uri):
         if not storage.exists(storage.join(uri, BUNDLE_FILE)):
             raise StorageError(f"no {BUNDLE_FILE} under {uri}")
