@@ -86,8 +86,21 @@ def test_readme_flow_ends_with_predict_answering_from_the_candidate(tmp_path: Pa
     registered = json.loads(_aidetect("register", "--model", "run", cwd=scratch, env=env))
     assert "candidate" in registered["aliases"]
 
-    # the version serves the bundle `optimize` wrote, stamped with the registered name and version
+    # the version holds the bundle `optimize` wrote, stamped with the registered name and version
+    from aidetect import registry
+
     written = json.loads((scratch / "bundle" / "bundle.json").read_text())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AIDETECT_HOME", env["AIDETECT_HOME"])
+        attached = Path(
+            registry.download_artifacts(registered["name"], "candidate", "serving", tmp_path / "got")
+        )
+    assert (attached / "model.onnx").read_bytes() == (scratch / "bundle" / "model.onnx").read_bytes()
+    stamped = json.loads((attached / "bundle.json").read_text())
+    assert (stamped["model_name"], stamped["model_version"]) == (
+        registered["name"],
+        str(registered["version"]),
+    )
     http, grpc = free_port(), free_port()
     serve = [
         sys.executable,

@@ -106,22 +106,27 @@ def optimize(
     max_validation: int,
     no_register: bool,
 ) -> None:
-    """Export to ONNX, build optimised and int8 variants, check parity and speed, write the best bundle."""
-    from aidetect.model.optimize import optimize as run
+    """Export to ONNX, build optimised and int8 variants, check parity and speed, write the best bundle.
 
-    report = run(
+    For a training folder the bundle is remembered, so `aidetect register` attaches exactly it; for a
+    registered version it is attached to that version (unless --no-register)."""
+    from aidetect import flows
+    from aidetect.model.optimize import OptimizeReport
+
+    bundle = flows.optimize(
         model_ref,
-        dataset_version,
+        flows.Stores(),
         out_dir,
-        model_name=model_name,
-        model_version=model_version,
-        variants=[v.strip() for v in variants.split(",") if v.strip()],
+        dataset=flows.DatasetRef(dataset_version, "") if dataset_version else None,
+        variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
         max_accuracy_drop=max_accuracy_drop,
         max_validation=max_validation,
-        register=not no_register,
+        name=model_name,
+        version=model_version,
+        attach=not no_register,
     )
-    click.echo(report.table())
-    click.echo(f"bundle: {report.bundle_uri}")
+    click.echo(OptimizeReport.from_dict(bundle.report).table())
+    click.echo(f"bundle: {bundle.uri}")
 
 
 @click.command()

@@ -149,11 +149,13 @@ def optimize(
     max_validation: int = 2000,
     name: str | None = None,
     version: str | None = None,
+    attach: bool = True,
 ) -> BundleRef:
     """Export ONNX variants, check parity and speed, write the fastest passing one's bundle to ``out``.
 
     A training folder is optimized from its evaluated checkpoint (the one that carries the threshold),
-    and the folder remembers the bundle so ``register`` attaches exactly it."""
+    and the folder remembers the bundle so ``register`` attaches exactly it. A registered version
+    (``models:/...``) gets the bundle attached as its ``serving/`` unless ``attach`` is false."""
     from aidetect.model.optimize import VARIANTS
     from aidetect.model.optimize import optimize as build_bundle
 
@@ -174,6 +176,7 @@ def optimize(
         max_accuracy_drop=max_accuracy_drop,
         max_validation=max_validation,
         datasets_root=stores.datasets,
+        register=attach,
     )
     ref = BundleRef(str(Path(out).resolve()), report.chosen, report.to_dict())
     if isinstance(model, TrainedModel) or (isinstance(model, str) and Path(model).is_dir()):

@@ -59,6 +59,11 @@ class OptimizeReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OptimizeReport:
+        variants = [VariantReport(**v) for v in data.get("variants", [])]
+        return cls(**{**data, "variants": variants})
+
     def table(self) -> str:
         cols = ("variant", "acc", "diff pp", "max |dp|", "ms@1", "img/s@32", "MB")
         head = "{:<9} {:>7} {:>8} {:>9} {:>7} {:>9} {:>6}  ok".format(*cols)
