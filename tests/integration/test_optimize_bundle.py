@@ -48,7 +48,7 @@ def test_optimize_builds_checked_bundle_and_logs_it_to_the_model_version(
     from aidetect.model.checkpoint import load_checkpoint
     from aidetect.model.optimize import preprocess_images, torch_probabilities
     from aidetect.serving.bundle import load_bundle
-    from aidetect.serving.predictor import OnnxClassifier
+    from aidetect.serving.classifier import OnnxClassifier
 
     version, ckpt = dataset_and_checkpoint
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server_uri)
@@ -111,7 +111,7 @@ def test_a_flip_averaged_checkpoint_exports_a_mirror_invariant_bundle(
     from aidetect.model.networks import FlipAveraged
     from aidetect.model.optimize import optimize, preprocess_images, torch_probabilities
     from aidetect.serving.bundle import load_bundle
-    from aidetect.serving.predictor import OnnxClassifier
+    from aidetect.serving.classifier import OnnxClassifier
     from tests.helpers.models import break_mirror_symmetry
 
     version, ckpt = dataset_and_checkpoint

@@ -47,7 +47,7 @@ class BundleScorer:
 
     def __init__(self, bundle_uri: str, batch_size: int = 64) -> None:
         from aidetect.serving.bundle import load_bundle
-        from aidetect.serving.predictor import OnnxClassifier
+        from aidetect.serving.classifier import OnnxClassifier
 
         bundle = load_bundle(bundle_uri)
         self.spec = bundle.spec
