@@ -48,6 +48,7 @@ def build_inference_log(cfg: ServingConfig, bundle: Bundle) -> InferenceLog | No
         flush_rows=cfg.inference_log_flush_rows,
         flush_seconds=cfg.inference_log_flush_seconds,
         queue_size=cfg.inference_log_queue_size,
+        log_texts=cfg.inference_log_texts,
     )
 
 
@@ -55,7 +56,12 @@ def build_predictor(model_uri: str, cfg: ServingConfig) -> AidetectPredictor:
     """Load the bundle and build the (not yet loaded) predictor with its guard and inference log."""
     bundle = load_bundle(model_uri)
     cfg = dataclasses.replace(cfg, model_name=cfg.model_name or bundle.spec.model_name)
-    return AidetectPredictor(
+    predictor_class = AidetectPredictor
+    if bundle.spec.modality == "text":
+        from aidetect.serving.text import TextPredictor
+
+        predictor_class = TextPredictor
+    return predictor_class(
         bundle,
         cfg,
         guard=build_guard(cfg),

@@ -44,6 +44,10 @@ class BundleSpec:
     # the authentic label (DecisionSpec); bundles written before it existed get it from positive_label
     real_label: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # parity, timings, provenance
+    # "image" or "text"; a text bundle reads UTF-8 texts encoded to ``max_len`` byte ids
+    # (aidetect.data.text.encode) instead of images (input_size, mean and std are then unused)
+    modality: str = "image"
+    max_len: int = 0
 
     @property
     def decision(self) -> DecisionSpec:
@@ -55,7 +59,11 @@ class BundleSpec:
         """Check the fields; fills ``real_label`` for bundles written before it existed."""
         if self.positive_label is not None and self.positive_label not in self.labels:
             raise DataError(f"{BUNDLE_FILE}: positive_label {self.positive_label!r} is not in {self.labels}")
-        if self.input_size < 1 or len(self.mean) != 3 or len(self.std) != 3:
+        if self.modality not in ("image", "text"):
+            raise DataError(f"{BUNDLE_FILE}: modality must be image or text, got {self.modality!r}")
+        if self.modality == "text" and self.max_len < 1:
+            raise DataError(f"{BUNDLE_FILE}: a text bundle needs max_len (bytes the model reads) >= 1")
+        if self.modality == "image" and (self.input_size < 1 or len(self.mean) != 3 or len(self.std) != 3):
             raise DataError(f"{BUNDLE_FILE}: input_size, mean and std (3 values each) are required")
         try:
             self.real_label = self.decision.real_label
@@ -74,6 +82,8 @@ class BundleSpec:
         except json.JSONDecodeError as exc:
             raise DataError(f"{where}: not valid JSON ({exc})") from None
         known = set(cls.__dataclass_fields__)
+        if isinstance(data, dict) and data.get("modality") == "text":
+            data = {"input_size": 0, "mean": [], "std": [], **data}
         missing = {"model_name", "model_version", "labels", "input_size", "mean", "std"} - set(data)
         if missing:
             raise DataError(f"{where}: missing field(s) {', '.join(sorted(missing))}")

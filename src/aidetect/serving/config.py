@@ -34,6 +34,10 @@ class ServingConfig:
     inference_log_flush_rows: int = 512
     inference_log_flush_seconds: float = 30.0
     inference_log_queue_size: int = 10_000  # queued batches
+    # text models: the log keeps text features; the text itself only when this is on (privacy)
+    inference_log_texts: bool = False
+    # text models: the most UTF-8 bytes one text may have (max_batch bounds the texts per request)
+    max_text_bytes: int = 100_000
     # optional bearer-token auth and per-token rate limit (both off by default)
     auth_tokens_env: str = "AIDETECT_SERVE_TOKENS"
     auth_tokens_file: str = ""
@@ -52,7 +56,14 @@ class ServingConfig:
                 raise ConfigError(f"{name}: {port} is not a TCP port")
         if self.enable_grpc and self.http_port == self.grpc_port:
             raise ConfigError("grpc_port: must differ from http_port")
-        positive = ("workers", "grpc_threads", "max_request_bytes", "max_image_pixels", "max_batch")
+        positive = (
+            "workers",
+            "grpc_threads",
+            "max_request_bytes",
+            "max_image_pixels",
+            "max_batch",
+            "max_text_bytes",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")

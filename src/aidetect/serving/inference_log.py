@@ -31,6 +31,7 @@ from PIL import Image
 from aidetect import storage
 from aidetect.data.features import FEATURE_COLUMNS, image_features
 from aidetect.data.imaging import decode_rgb
+from aidetect.data.text.features import text_features
 from aidetect.decision import DecisionSpec
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class LoggedBatch:
     images: Sequence[Image.Image | None]  # None: decode ``encoded`` (on the writer thread)
     encoded: Sequence[bytes | None]
     probabilities: np.ndarray  # [N, C]; the label and fake score follow from the decision rule
+    texts: Sequence[str] | None = None  # a text model's normalised texts: text features instead
 
 
 class InferenceLog:
@@ -56,6 +58,7 @@ class InferenceLog:
         flush_rows: int = 512,
         flush_seconds: float = 30.0,
         queue_size: int = 10_000,
+        log_texts: bool = False,
     ) -> None:
         self.root = root
         self.model_name = model_name
@@ -64,6 +67,7 @@ class InferenceLog:
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.queue_size = max(1, queue_size)
+        self.log_texts = log_texts  # a text model's rows keep the text itself only when asked to
         self._start()
 
     def _start(self) -> None:
@@ -85,6 +89,7 @@ class InferenceLog:
         "flush_rows",
         "flush_seconds",
         "queue_size",
+        "log_texts",
     )
 
     def __getstate__(self) -> dict[str, object]:
@@ -130,6 +135,12 @@ class InferenceLog:
             }
             for j, name in enumerate(rule.labels):
                 row[f"p_{name}"] = float(probs[j])
+            if batch.texts is not None:
+                row.update(text_features(batch.texts[i]))
+                if self.log_texts:
+                    row["text"] = batch.texts[i]
+                rows.append(row)
+                continue
             try:
                 img, encoded = batch.images[i], batch.encoded[i]
                 if img is None and encoded is not None:

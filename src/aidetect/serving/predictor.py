@@ -116,16 +116,32 @@ class AidetectPredictor(Model):
         self.guard = guard
         self.inference_log = inference_log
         self.on_worker_start = on_worker_start
-        self.classifier: OnnxClassifier | None = None
+        self.classifier: Callable[[np.ndarray], np.ndarray] | None = None
         self._executor: ThreadPoolExecutor | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
+    # What differs per modality (``serving/text.py`` overrides these): the model runner, its warm-up
+    # input, the request decoder, the name of the fake-score output and the inference-log batch.
+    fake_output = PROBABILITY_FAKE
+
+    def make_classifier(self) -> Callable[[np.ndarray], np.ndarray]:
+        return OnnxClassifier(self.bundle, self.cfg.intra_op_threads)
+
+    def warm_up_input(self) -> np.ndarray:
+        s = self.spec.input_size
+        return np.zeros((1, 3, s, s), np.float32)
+
+    def decode(self, inputs: list[Any]) -> Any:
+        return decode_request_inputs(inputs, self.pre, self.limits)
+
+    def logged_batch(self, batch: Any, probs: np.ndarray) -> LoggedBatch:
+        return LoggedBatch(datetime.now(UTC), batch.images, batch.encoded, probs)
+
     def load(self) -> bool:
-        self.classifier = OnnxClassifier(self.bundle, self.cfg.intra_op_threads)
+        self.classifier = self.make_classifier()
         if self.cfg.infer_threads and self._executor is None:
             self._executor = ThreadPoolExecutor(self.cfg.infer_threads, thread_name_prefix="aidetect-infer")
-        s = self.spec.input_size
-        self.classifier(np.zeros((1, 3, s, s), np.float32))  # warm-up: first run allocates
+        self.classifier(self.warm_up_input())  # warm-up: first run allocates
         metrics.set_model_info(
             self.name, self.spec.model_version, self.spec.variant, self.spec.dataset_version
         )
@@ -173,7 +189,7 @@ class AidetectPredictor(Model):
             {"name": LABEL, "datatype": "BYTES", "shape": [-1]},
         ]
         if self.decision.binary:
-            outs.append({"name": PROBABILITY_FAKE, "datatype": "FP32", "shape": [-1]})
+            outs.append({"name": self.fake_output, "datatype": "FP32", "shape": [-1]})
         return outs
 
     def describe(self) -> dict[str, Any]:
@@ -187,6 +203,7 @@ class AidetectPredictor(Model):
             "model_version": self.spec.model_version,
             "variant": self.spec.variant,
             "dataset_version": self.spec.dataset_version,
+            "modality": self.spec.modality,
         }
 
     # -- the request -------------------------------------------------------------------------------
@@ -236,7 +253,7 @@ class AidetectPredictor(Model):
                 "this model speaks the Open Inference Protocol v2 only (POST /v2/models/<name>/infer)"
             )
         self._check_requested_outputs(payload)
-        batch = await self._off_loop(decode_request_inputs, payload.inputs, self.pre, self.limits)
+        batch = await self._off_loop(self.decode, payload.inputs)
         return Decoded(payload, batch)
 
     def validate(self, payload: Decoded) -> Decoded:
@@ -268,15 +285,14 @@ class AidetectPredictor(Model):
         p_fake = rule.fake_score(probs) if rule.binary else None
         metrics.observe_predictions(self.name, labels, None if p_fake is None else p_fake.tolist())
         if self.inference_log is not None:
-            batch = result.batch
-            self.inference_log.submit(LoggedBatch(datetime.now(UTC), batch.images, batch.encoded, probs))
+            self.inference_log.submit(self.logged_batch(result.batch, probs))
         n = len(labels)
         outputs = [
             InferOutput(PROBABILITIES, [n, probs.shape[1]], "FP32", data=probs),
             InferOutput(LABEL, [n], "BYTES", data=np.array([s.encode() for s in labels], dtype=np.object_)),
         ]
         if p_fake is not None:
-            outputs.append(InferOutput(PROBABILITY_FAKE, [n], "FP32", data=p_fake))
+            outputs.append(InferOutput(self.fake_output, [n], "FP32", data=p_fake))
         return InferResponse(
             response_id=request.id or str(uuid.uuid4()),
             model_name=self.name,

@@ -1,0 +1,116 @@
+"""Text through the whole platform on tiny generated data: ingest -> validate -> train -> evaluate ->
+gate -> optimize -> register -> ``aidetect serve models:/...@candidate`` -> V2 requests with tritonclient
+(outputs, metadata, bad inputs) -> the inference log holds text features, not the text."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import tritonclient.http as th
+from tritonclient.utils import InferenceServerException
+
+from aidetect.data.text.demo import generate_text_demo
+from aidetect.data.text.features import TEXT_FEATURE_COLUMNS
+from aidetect.data.text.validation import validate_text_version
+from aidetect.data.text.versions import ingest_text, open_text_version
+from aidetect.model.text.bundle import optimize_text, register_text
+from aidetect.model.text.config import load_text_eval_config, load_text_gates_config, load_text_train_config
+from aidetect.model.text.evaluate import evaluate_text
+from aidetect.model.text.train import train_text
+from tests.helpers.serving import aidetect_serve
+
+NAME = "text-e2e"
+
+
+def _infer(client: th.InferenceServerClient, texts: list[bytes], binary: bool = True) -> th.InferResult:
+    inp = th.InferInput("text", [len(texts)], "BYTES")
+    inp.set_data_from_numpy(np.array(texts, dtype=np.object_), binary_data=binary)
+    return client.infer(NAME, [inp])
+
+
+@pytest.mark.slow
+def test_text_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = generate_text_demo(tmp_path / "demo.csv", n_groups=120)
+    version = open_text_version(ingest_text(str(src)).version_id)
+    assert validate_text_version(version).success
+    model_dir = train_text(version, tmp_path / "model", load_text_train_config())
+    report = evaluate_text(
+        model_dir,
+        version,
+        model_dir / "eval",
+        eval_cfg=load_text_eval_config(),
+        gates_cfg=load_text_gates_config(),
+    )
+    assert report["passed"], report["gates"]["failures"]
+    optimize_text(model_dir / "eval", version, tmp_path / "bundle")
+    info = register_text(model_dir, tmp_path / "bundle", version, model_name=NAME)
+
+    log_dir = tmp_path / "inference-log"
+    monkeypatch.setenv("AIDETECT_SERVING__INFERENCE_LOG_URI", str(log_dir))
+    monkeypatch.setenv("AIDETECT_SERVING__INFERENCE_LOG_FLUSH_ROWS", "1")
+    args = ("--max-batch", "8")
+    with aidetect_serve(f"models:/{NAME}@candidate", tmp_path, *args) as (url, _grpc):
+        meta = httpx.get(f"{url}/v2/models/{NAME}").json()
+        assert meta["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
+        assert {o["name"] for o in meta["outputs"]} == {"probabilities", "label", "probability_ai"}
+        assert meta["parameters"]["modality"] == "text" and meta["parameters"]["labels"] == ["human", "ai"]
+        assert meta["parameters"]["model_version"] == info.version
+
+        client = th.InferenceServerClient(url.removeprefix("http://"))
+        human = "my aunt fixed the fence lol the cat sold some bread so yeah"
+        ai = (
+            "Certainly! My aunt fixed the fence, which is crucial overall. "
+            "In conclusion, this seamlessly moment matters."
+        )
+        for binary in (True, False):
+            res = _infer(client, [human.encode(), ai.encode(), "Grüße, naïve café".encode()], binary)
+            probs, p_ai = res.as_numpy("probabilities"), res.as_numpy("probability_ai")
+            assert probs.shape == (3, 2) and probs.dtype == np.float32
+            np.testing.assert_allclose(p_ai, probs[:, 1], atol=1e-6)
+            labels = [x.decode() for x in res.as_numpy("label")]
+            assert labels[:2] == ["human", "ai"]
+
+        bad = {
+            "not valid UTF-8": [b"fine", b"bad \xff\xfe"],
+            "empty": [b"   "],
+            "control character": [b"nul \x00 here"],
+            "above the limit": [b"x" * 200_001],
+            "exceeds the limit 8": [b"t"] * 9,
+        }
+        for expected, texts in bad.items():
+            with pytest.raises(InferenceServerException) as err:
+                _infer(client, texts)
+            assert expected in str(err.value), str(err.value)
+        assert "element 1" in _error(client, [b"fine", b"bad \xff\xfe"])
+        # a 10 MB text is refused by the request limit or the text limit, never a 500
+        big = httpx.post(
+            f"{url}/v2/models/{NAME}/infer",
+            json={
+                "inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["y" * 10_000_000]}]
+            },
+            timeout=60,
+        )
+        assert big.status_code in (400, 413), big.text
+
+    files = sorted(log_dir.rglob("*.parquet"))
+    deadline = time.monotonic() + 10
+    while not files and time.monotonic() < deadline:
+        time.sleep(0.2)
+        files = sorted(log_dir.rglob("*.parquet"))
+    logged = pd.concat(pd.read_parquet(f) for f in files)
+    assert set(TEXT_FEATURE_COLUMNS) <= set(logged.columns) and "text" not in logged.columns
+    assert {"label", "probability_fake", "p_human", "p_ai"} <= set(logged.columns)
+    assert len(logged) == 6
+
+
+def _error(client: th.InferenceServerClient, texts: list[bytes]) -> str:
+    try:
+        _infer(client, texts)
+    except InferenceServerException as exc:
+        return str(exc)
+    raise AssertionError("expected a client error")
