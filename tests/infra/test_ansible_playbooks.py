@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.infra import ansible_graph
+
 REPO = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = REPO / "ansible"
 ROLES = sorted(p.name for p in (ANSIBLE_DIR / "roles").iterdir() if (p / "tasks" / "main.yml").is_file())
@@ -33,6 +35,7 @@ CLUSTER_UNREACHABLE = (
 )
 # A Helm task validated its arguments, then needed the helm CLI, which no registry reachable here ships.
 HELM_CLI_MISSING = 'Failed to find required executable "helm"'
+GIT_REPO_URL = "https://git.example.com/acme/aidetect.git"
 ARGUMENT_ERRORS = (
     "Unsupported parameters",
     "missing required arguments",
@@ -94,7 +97,10 @@ def terraform_outputs(environment: str) -> dict:
         "buckets": {
             k: f"aidetect-{environment}-111111111111-{k}" for k in ("datasets", "artifacts", "inference-logs")
         },
-        "ecr_repositories": {"aidetect-serve": "111111111111.dkr.ecr.us-east-1.amazonaws.com/aidetect-serve"},
+        "ecr_repositories": {
+            k: f"111111111111.dkr.ecr.us-east-1.amazonaws.com/{k}"
+            for k in ("aidetect-train", "aidetect-serve", "aidetect-explain")
+        },
         "irsa_role_arns": {
             k: f"arn:aws:iam::111111111111:role/aidetect-{environment}-{k}"
             for k in ("pipelines", "predictor", "mlflow", "monitoring", "cluster_autoscaler", "ebs_csi")
@@ -105,6 +111,9 @@ def terraform_outputs(environment: str) -> dict:
         "database_port": 5432,
         "database_username": "aidetect_admin",
         "database_secret": "arn:aws:secretsmanager:us-east-1:111111111111:secret:rds!db-example",
+        "serving_hostname": f"detect.{environment}.aidetect.example.com",
+        "route53_zone_id": "Z0000000000EXAMPLE1",
+        "gateway_cert_arn": "arn:aws:acm:us-east-1:111111111111:certificate/0000-example",
     }
     return {"ansible": {"sensitive": False, "type": "object", "value": value}}
 
@@ -279,6 +288,7 @@ def task_outcomes(callback_json: dict) -> list[dict]:
                             "failed": bool(item.get("failed")),
                             "skipped": bool(item.get("skipped")),
                             "msg": str(item.get("msg", "")),
+                            "args": (item.get("invocation") or {}).get("module_args") or {},
                         }
                     )
     return outcomes
@@ -315,9 +325,10 @@ def check_run(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
         "vault_grafana_admin_password": "check-mode-only-grafana",
         "vault_db_master_password": "check-mode-only-master",
         "vault_mlflow_db_password": "check-mode-only-mlflow",
-        "vault_kfp_db_password": "check-mode-only-kfp-db",
         "aidetect_repo_root": str(REPO),
         "aidetect_no_log": "false",
+        # not the URL argocd/ names: the Applications must follow the inventory's repository
+        "aidetect_git_repo_url": GIT_REPO_URL,
     }
     cmd = [
         venv_tool("ansible-playbook"),
@@ -358,3 +369,119 @@ def test_check_mode_flags_a_wrong_module_argument(check_run: list[dict]) -> None
     broken = [o for o in check_run if o["play"] == "Deliberately broken task"]
     assert [classify(o) for o in broken] == ["argument-error"], broken
     assert "definiton" in broken[0]["msg"]
+
+
+# ---------------------------------------------------------------- dependency order of the roles
+
+
+def _render_local(path: str) -> list[dict]:
+    from aidetect.gitops import render as r
+
+    return r.render(REPO / path) if (REPO / path).is_dir() else []
+
+
+@pytest.mark.slow
+def test_each_role_finds_what_it_needs_made_by_an_earlier_one(check_run: list[dict]) -> None:
+    """site.yml order on an empty cluster: namespaces, CRDs, Secrets and the default StorageClass each
+    task needs are made (or waited for) by a task before it (tests/infra/ansible_graph.py)."""
+    real = [o for o in check_run if o["play"] != "Deliberately broken task"]
+    ordered = ansible_graph.steps(real, _render_local)
+    provided = set().union(*(s.provides for s in ordered))
+    # the run really exercised the graph: it saw what the later roles rely on being provided
+    assert {
+        "namespace aidetect-staging",
+        "CRD cronworkflows.argoproj.io",
+        ansible_graph.DEFAULT_STORAGE_CLASS,
+    } <= provided
+    assert {"CRD inferenceservices.serving.kserve.io", "Secret mlflow/mlflow-db"} <= provided
+    assert ansible_graph.unmet(ordered) == []
+
+
+def test_dependency_graph_flags_a_need_met_too_late() -> None:
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "x", "namespace": "aidetect-staging"},
+    }
+    cron = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "CronWorkflow",
+        "metadata": {"name": "c", "namespace": "ns"},
+    }
+    outcomes = [
+        {"task": "monitoring : Apply", "action": "kubernetes.core.k8s", "args": {"definition": configmap}},
+        {"task": "monitoring : Cron", "action": "kubernetes.core.k8s", "args": {"definition": [cron]}},
+        {
+            "task": "kserve : Namespaces",
+            "action": "kubernetes.core.k8s",
+            "args": {
+                "definition": {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": "aidetect-staging"},
+                }
+            },
+        },
+        {
+            "task": "grafana : Install",
+            "action": "kubernetes.core.helm",
+            "args": {
+                "release_namespace": "ns",
+                "create_namespace": True,
+                "values": {"admin": {"existingSecret": "g"}},
+            },
+        },
+    ]
+    problems = ansible_graph.unmet(ansible_graph.steps(outcomes))
+    assert "monitoring : Apply: needs namespace aidetect-staging, which no earlier task provides" in problems
+    assert (
+        "monitoring : Cron: needs CRD cronworkflows.argoproj.io, which no earlier task provides" in problems
+    )
+    assert "grafana : Install: needs Secret ns/g, which no earlier task provides" in problems
+    # waiting for the CRD first, in the same order, meets the need
+    wait = {
+        "task": "kfp : Wait",
+        "action": "kubernetes.core.k8s_info",
+        "args": {"kind": "CustomResourceDefinition", "name": "cronworkflows.argoproj.io", "wait": True},
+    }
+    problems = ansible_graph.unmet(ansible_graph.steps([wait, *outcomes]))
+    assert not any("cronworkflows" in p for p in problems)
+
+
+@pytest.mark.slow
+def test_argo_cd_follows_the_inventory_repository(check_run: list[dict]) -> None:
+    """aidetect_git_repo_url, not the URL written in argocd/, is what the project and Applications use."""
+    applied = [
+        o["args"]["definition"]
+        for o in check_run
+        if o["action"] == "kubernetes.core.k8s" and isinstance(o["args"].get("definition"), dict)
+    ]
+    projects = [
+        d for d in applied if d.get("kind") == "AppProject" and d["metadata"]["namespace"] == "argocd"
+    ]
+    (appset,) = [d for d in applied if d.get("kind") == "ApplicationSet"]
+    assert projects and all(
+        p["spec"]["sourceRepos"] == [GIT_REPO_URL]
+        for p in projects
+        if p["metadata"]["name"].startswith("aidetect")
+    )
+    assert appset["spec"]["template"]["spec"]["source"]["repoURL"] == GIT_REPO_URL
+    assert [e["env"] for e in appset["spec"]["generators"][0]["list"]["elements"]] == ["staging"]
+
+
+@pytest.mark.slow
+def test_scheduled_workloads_pull_from_this_accounts_ecr(check_run: list[dict]) -> None:
+    """manifests/monitoring names images as components/images builds them; Ansible prefixes the registry of
+    the Terraform outputs' ECR repositories, and runs them in the serving namespace."""
+    registry = "111111111111.dkr.ecr.us-east-1.amazonaws.com"  # terraform_outputs() above
+    crons = [
+        o["args"]["definition"]
+        for o in check_run
+        if isinstance(o["args"].get("definition"), dict)
+        and o["args"]["definition"].get("kind") == "CronWorkflow"
+    ]
+    assert len(crons) == 2
+    for cron in crons:
+        assert cron["metadata"]["namespace"] == "aidetect-staging"
+        for template in cron["spec"]["workflowSpec"]["templates"]:
+            assert template["container"]["image"].startswith(f"{registry}/aidetect-train:"), template

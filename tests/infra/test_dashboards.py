@@ -187,8 +187,8 @@ STORAGE_CONFIGMAP = "aidetect-platform-storage"
 
 
 def _ansible_storage_configmap_keys() -> set[str]:
-    """Keys of the storage ConfigMap the kube_prometheus_stack role writes from the Terraform outputs."""
-    tasks = yaml.safe_load((REPO / "ansible/roles/kube_prometheus_stack/tasks/main.yml").read_text())
+    """Keys of the storage ConfigMap the aidetect_platform role writes from the Terraform outputs."""
+    tasks = yaml.safe_load((REPO / "ansible/roles/aidetect_platform/tasks/main.yml").read_text())
     for task in tasks:
         definition = (task.get("kubernetes.core.k8s") or {}).get("definition")
         if isinstance(definition, dict) and definition["metadata"]["name"] == STORAGE_CONFIGMAP:

@@ -158,17 +158,18 @@ def _copy_tree(tmp_path: Path) -> Path:
 
 def test_gpu_variant_requests_a_gpu_on_the_gpu_pool(tmp_path: Path) -> None:
     root = _copy_tree(tmp_path)
-    variant = root / "overlays" / "production-gpu"
-    variant.mkdir()
-    (variant / "kustomization.yaml").write_text(
-        yaml.safe_dump({"resources": ["../production"], "components": ["../../components/gpu"]})
-    )
-    docs = r.render(variant)
+    # as the component's comment says: added to the overlay itself, so the overlay's images registry applies
+    kustomization = root / "overlays" / "production" / "kustomization.yaml"
+    doc = yaml.safe_load(kustomization.read_text())
+    kustomization.write_text(yaml.safe_dump({**doc, "components": ["../../components/gpu"]}))
+    docs = r.render(root / "overlays" / "production")
     (isvc,) = _by_kind(docs, "InferenceService")
     predictor = isvc["spec"]["predictor"]
     assert predictor["model"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in predictor["tolerations"]
     assert predictor["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    (runtime,) = _by_kind(docs, "ServingRuntime")
+    assert runtime["spec"]["containers"][0]["image"].endswith(".amazonaws.com/aidetect-serve:0.1.0-cuda")
     assert r.policy_violations(docs) == []
     if any(d != root / "schemas" for d in r.schema_dirs()):
         assert r.validate_documents(docs).errors == []
