@@ -485,3 +485,82 @@ def test_scheduled_workloads_pull_from_this_accounts_ecr(check_run: list[dict]) 
         assert cron["metadata"]["namespace"] == "aidetect-staging"
         for template in cron["spec"]["workflowSpec"]["templates"]:
             assert template["container"]["image"].startswith(f"{registry}/aidetect-train:"), template
+
+
+def _applied(check_run: list[dict]) -> list[dict]:
+    """Every object a kubernetes.core.k8s task applied (definitions may be lists)."""
+    out = []
+    for o in check_run:
+        if o["action"] != "kubernetes.core.k8s":
+            continue
+        definition = o["args"].get("definition")
+        out += [
+            d for d in (definition if isinstance(definition, list) else [definition]) if isinstance(d, dict)
+        ]
+    return out
+
+
+def workflow_report_problems(applied: list[dict]) -> list[str]:
+    """Argo's executor writes each step's WorkflowTaskResult with the pod's service-account token: each
+    CronWorkflow's pods need a mounted token and a Role granting create/patch on workflowtaskresults."""
+    out = []
+    for cron in (d for d in applied if d["kind"] == "CronWorkflow"):
+        ns, spec = cron["metadata"]["namespace"], cron["spec"]["workflowSpec"]
+        account = spec.get("serviceAccountName", "default")
+        sa = next(
+            (
+                d
+                for d in applied
+                if d["kind"] == "ServiceAccount"
+                and (d["metadata"]["name"], d["metadata"]["namespace"]) == (account, ns)
+            ),
+            {},
+        )
+        if not spec.get("automountServiceAccountToken", sa.get("automountServiceAccountToken", True)):
+            out.append(f"{cron['metadata']['name']}: no service-account token in its pods")
+        roles = {
+            d["metadata"]["name"]
+            for d in applied
+            if d["kind"] == "Role"
+            and d["metadata"]["namespace"] == ns
+            and any(
+                "argoproj.io" in rule.get("apiGroups", [])
+                and "workflowtaskresults" in rule.get("resources", [])
+                and {"create", "patch"} <= set(rule.get("verbs", []))
+                for rule in d.get("rules", [])
+            )
+        }
+        bound = any(
+            d["kind"] == "RoleBinding"
+            and d["metadata"]["namespace"] == ns
+            and d["roleRef"]["name"] in roles
+            and {"kind": "ServiceAccount", "name": account, "namespace": ns} in d.get("subjects", [])
+            for d in applied
+        )
+        if not bound:
+            out.append(f"{cron['metadata']['name']}: {ns}/{account} may not create workflowtaskresults")
+    return out
+
+
+@pytest.mark.slow
+def test_workflow_pods_can_report_their_results(check_run: list[dict]) -> None:
+    applied = _applied(check_run)
+    assert [d for d in applied if d["kind"] == "CronWorkflow"]
+    assert workflow_report_problems(applied) == []
+
+
+def test_workflow_report_check_flags_a_tokenless_unbound_account() -> None:
+    cron = {
+        "kind": "CronWorkflow",
+        "metadata": {"name": "drift", "namespace": "ns"},
+        "spec": {"workflowSpec": {"serviceAccountName": "mon"}},
+    }
+    sa = {
+        "kind": "ServiceAccount",
+        "metadata": {"name": "mon", "namespace": "ns"},
+        "automountServiceAccountToken": False,
+    }
+    assert workflow_report_problems([cron, sa]) == [
+        "drift: no service-account token in its pods",
+        "drift: ns/mon may not create workflowtaskresults",
+    ]
