@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import TYPE_CHECKING, Any
 
 from aidetect.serving import metrics
@@ -17,10 +18,16 @@ from aidetect.serving.bundle import Bundle, load_bundle
 from aidetect.serving.config import ServingConfig
 from aidetect.serving.guard import Guard, GuardMiddleware, load_tokens
 from aidetect.serving.inference_log import InferenceLog
-from aidetect.serving.kserve_compat import ModelNotFound, kserve, model_server
+from aidetect.serving.kserve_compat import (
+    ModelBoundDataPlane,
+    ModelNotFound,
+    PinnedRepository,
+    kserve,
+    model_server,
+)
 from aidetect.serving.logs import configure_server_logging
 from aidetect.serving.predictor import AidetectPredictor
-from aidetect.serving.rest import InferEndpoint
+from aidetect.serving.rest import InferEndpoint, server_error
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -33,7 +40,14 @@ def build_guard(cfg: ServingConfig) -> Guard | None:
     if not (cfg.auth_required or cfg.rate_limit_per_second > 0):
         return None
     tokens = load_tokens(cfg.auth_tokens_env, cfg.auth_tokens_file) if cfg.auth_required else []
-    return Guard(tokens, cfg.auth_required, cfg.rate_limit_per_second, cfg.rate_limit_burst)
+    return Guard(
+        tokens,
+        cfg.auth_required,
+        cfg.rate_limit_per_second,
+        cfg.rate_limit_burst,
+        client_header=cfg.rate_limit_client_header,
+        max_keys=cfg.rate_limit_max_keys,
+    )
 
 
 def build_inference_log(cfg: ServingConfig, bundle: Bundle) -> InferenceLog | None:
@@ -48,6 +62,8 @@ def build_inference_log(cfg: ServingConfig, bundle: Bundle) -> InferenceLog | No
         flush_rows=cfg.inference_log_flush_rows,
         flush_seconds=cfg.inference_log_flush_seconds,
         queue_size=cfg.inference_log_queue_size,
+        queue_bytes=cfg.inference_log_queue_bytes,
+        max_pixels=cfg.max_image_pixels,
         log_texts=cfg.inference_log_texts,
     )
 
@@ -80,10 +96,15 @@ def install_routes(app: FastAPI, predictor: AidetectPredictor) -> None:
     build_stack = app.build_middleware_stack
 
     def outermost() -> Any:  # Starlette builds the stack once, on the first event
+        # KServe adds its handlers when its server starts, after install_routes: its 500 handler
+        # answers `Type : message`, ours a generic message and a request id
+        app.add_exception_handler(Exception, _server_error)
         return GuardMiddleware(
             InferEndpoint(build_stack(), predictor),
             guard=predictor.guard,
             max_body=cfg.max_request_bytes,
+            inflight=predictor.inflight,
+            max_json_body=cfg.max_json_bytes,
             on_reject=lambda reason: metrics.reject(predictor.name, reason),
             # KServe (re)configures logging in each REST worker before serving: apply ours after it
             on_start=lambda: configure_server_logging(cfg.access_log),
@@ -106,6 +127,22 @@ def install_routes(app: FastAPI, predictor: AidetectPredictor) -> None:
         }
 
     app.add_api_route("/v2/models/{model_name}", model_metadata, methods=["GET"])
+
+
+async def _server_error(request: Any, exc: Exception) -> Any:
+    """A 500 from any KServe route: a generic message and a request id; the traceback only in the log."""
+    from starlette.responses import Response
+
+    status, body, headers = server_error()
+    return Response(body, status, headers={k.decode(): v.decode() for k, v in headers})
+
+
+def close_repository(server: Any, predictor: AidetectPredictor) -> None:
+    """Disable KServe's model-repository API (gRPC load/unload answer UNIMPLEMENTED) and tie liveness
+    to the model: if the predictor is ever not ready, liveness fails with readiness, so Kubernetes
+    restarts the pod instead of keeping one that answers every request with 503."""
+    server.model_repository_extension = PinnedRepository(server.registered_models)
+    server.dataplane = ModelBoundDataPlane(server.registered_models, predictor)
 
 
 def install_worker_routes(predictor: AidetectPredictor) -> None:
@@ -131,6 +168,10 @@ def run_server(model_uri: str, cfg: ServingConfig) -> None:
         enable_latency_logging=False,
         grace_period=10,
     )
+    close_repository(server, predictor)
+    # uvicorn would take the client address from X-Forwarded-For of loopback peers (the mesh sidecar),
+    # which any client can write: keep the socket peer (rate_limit_client_header names a trusted header)
+    os.environ.setdefault("FORWARDED_ALLOW_IPS", "")
     install_routes(model_server.app, predictor)
     configure_server_logging(cfg.access_log)
     log.info("serving %s (%s) on http :%s grpc :%s", predictor.name, model_uri, cfg.http_port, cfg.grpc_port)

@@ -44,6 +44,16 @@ class ServingConfig:
     auth_required: bool = False
     rate_limit_per_second: float = 0.0  # 0: no rate limit
     rate_limit_burst: int = 0  # 0: equal to one second of rate
+    # the rate-limit key without a token: this header, set by a trusted proxy in front (e.g. Istio's
+    # x-envoy-external-address); "": the peer address. Never a header any client may set.
+    rate_limit_client_header: str = ""
+    rate_limit_max_keys: int = 100_000  # buckets kept; the least recently used go first
+    # memory bounds: requests in flight (beyond: 503 + Retry-After, gRPC UNAVAILABLE), the JSON part of
+    # a REST body (parsed JSON takes many times its size; big payloads use the binary extension), and
+    # the bytes of images waiting for the inference-log writer (beyond: the batch is dropped, counted)
+    max_inflight_requests: int = 32
+    max_json_bytes: int = 8 * 1024 * 1024
+    inference_log_queue_bytes: int = 64 * 1024 * 1024
     # chaos knobs for tests and game days (off): fraction of infer calls answered with a server error,
     # and latency added to each infer call
     fault_error_rate: float = 0.0
@@ -81,6 +91,10 @@ class ServingConfig:
             raise ConfigError(f"fault_error_rate: must be in [0, 1], got {self.fault_error_rate}")
         if self.fault_delay_ms < 0:
             raise ConfigError(f"fault_delay_ms: must be >= 0, got {self.fault_delay_ms}")
+        bounds = ("rate_limit_max_keys", "max_inflight_requests", "max_json_bytes")
+        for name in (*bounds, "inference_log_queue_bytes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")
 
 
 def load_serving_config(path: str | None = None, overrides: dict[str, Any] | None = None) -> ServingConfig:

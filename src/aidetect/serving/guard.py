@@ -14,13 +14,14 @@ import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-from grpc_interceptor.exceptions import GrpcException, ResourceExhausted, Unauthenticated
+from grpc_interceptor.exceptions import GrpcException, ResourceExhausted, Unauthenticated, Unavailable
 
 from aidetect.errors import ConfigError
 
@@ -44,16 +45,20 @@ def load_tokens(env_var: str = "", file: str = "") -> list[str]:
 
 
 class TokenBucket:
-    """Per-key token buckets: ``rate`` requests per second with bursts up to ``burst``."""
+    """Per-key token buckets: ``rate`` requests per second with bursts up to ``burst``.
 
-    def __init__(self, rate: float, burst: int) -> None:
+    At most ``max_keys`` buckets are kept, least recently used dropped first: many distinct keys cost
+    bounded memory and only refill the coldest keys' buckets, never everyone's."""
+
+    def __init__(self, rate: float, burst: int, max_keys: int = 100_000) -> None:
         self.rate = rate
         self.burst = float(burst or max(1, math.ceil(rate)))
-        self._state: dict[str, tuple[float, float]] = {}
+        self.max_keys = max_keys
+        self._state: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:  # pickled into REST worker processes
-        return {"rate": self.rate, "burst": self.burst, "_state": {}}
+        return {"rate": self.rate, "burst": self.burst, "max_keys": self.max_keys, "_state": OrderedDict()}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -63,15 +68,44 @@ class TokenBucket:
         """0.0 if allowed, else the seconds until the next request would be."""
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._state.get(key, (self.burst, now))
+            tokens, last = self._state.pop(key, (self.burst, now))  # re-added last: most recently used
             tokens = min(self.burst, tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._state[key] = (tokens - 1.0, now)
-                return 0.0
-            self._state[key] = (tokens, now)
-            if len(self._state) > 100_000:  # bound memory under many distinct keys
-                self._state.clear()
-            return (1.0 - tokens) / self.rate
+            allowed = tokens >= 1.0
+            self._state[key] = (tokens - 1.0 if allowed else tokens, now)
+            while len(self._state) > self.max_keys:
+                self._state.popitem(last=False)
+            return 0.0 if allowed else (1.0 - tokens) / self.rate
+
+
+class InflightLimit:
+    """At most ``limit`` requests in flight; one beyond it is shed (REST 503, gRPC UNAVAILABLE) before
+    its body is read or decoded, so a burst costs a refusal, not memory."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.current = 0
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:  # each REST worker process counts its own
+        return {"limit": self.limit, "current": 0}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def enter(self) -> bool:
+        with self._lock:
+            if self.current >= self.limit:
+                return False
+            self.current += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            self.current -= 1
+
+    def grpc_error(self) -> GrpcException:
+        return Unavailable(f"server busy: {self.limit} requests in flight; retry shortly")
 
 
 @dataclass(frozen=True)
@@ -103,14 +137,23 @@ class Denied:
 class Guard:
     """Decides whether a request may reach the model."""
 
-    def __init__(self, tokens: list[str], required: bool, rate: float, burst: int) -> None:
+    def __init__(
+        self,
+        tokens: list[str],
+        required: bool,
+        rate: float,
+        burst: int,
+        client_header: str = "",
+        max_keys: int = 100_000,
+    ) -> None:
         if required and not tokens:
             raise ConfigError(
                 "auth_required: no tokens configured (set the tokens env var or auth_tokens_file)"
             )
         self.tokens = [t.encode() for t in tokens]
         self.required = required
-        self.bucket = TokenBucket(rate, burst) if rate > 0 else None
+        self.client_header = client_header.lower()
+        self.bucket = TokenBucket(rate, burst, max_keys) if rate > 0 else None
 
     def _valid(self, token: bytes) -> bool:
         ok = False
@@ -121,16 +164,20 @@ class Guard:
     def admit(self, headers: Mapping[str, str], client: str) -> Denied | None:
         """The one check for REST and gRPC: ``None`` lets the request in.
 
-        ``headers`` are lower-cased (HTTP headers or gRPC metadata); ``client`` keys the rate limit when
-        no token is required (the peer address)."""
-        key = client
+        ``headers`` are lower-cased (HTTP headers or gRPC metadata). The rate-limit key is the
+        authenticated token; without one, the configured trusted proxy header (the last value: the one
+        the proxy appended); else ``client``, the peer address. A header the client alone controls
+        (``X-Forwarded-For`` without a proxy that sets it) never keys a bucket."""
+        key = ""
         if self.required:
             scheme, _, token = (headers.get("authorization") or "").partition(" ")
             if scheme.lower() != "bearer" or not token or not self._valid(token.strip().encode()):
                 return Denied(401, "missing or invalid bearer token")
             key = "token:" + token.strip()
+        if not key and self.client_header and headers.get(self.client_header):
+            key = "client:" + headers[self.client_header].rsplit(",", 1)[-1].strip()[:256]
         if self.bucket is not None:
-            wait = self.bucket.take(key)
+            wait = self.bucket.take(key or "peer:" + client)
             if wait > 0:
                 return Denied(429, "rate limit exceeded", retry_after=max(1, math.ceil(wait)))
         return None
@@ -149,6 +196,9 @@ def request_headers(scope: Scope) -> dict[str, str]:
 
 
 OPEN_PATHS = ("/", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/v1/models", "/v2/models")
+# KServe's model-repository API (load / unload): one pinned bundle per server, so these routes do not
+# exist for anyone (404 before routing; gRPC: kserve_compat.PinnedRepository)
+CLOSED_PREFIXES = ("/v2/repository",)
 
 
 def is_open_path(path: str) -> bool:
@@ -161,7 +211,10 @@ def is_open_path(path: str) -> bool:
 
 
 class GuardMiddleware:
-    """ASGI middleware: 413 above ``max_body`` bytes, then :class:`Guard` (401 / 429 + Retry-After)."""
+    """ASGI middleware in front of every guarded route: :class:`Guard` (401 / 429 + Retry-After), the
+    in-flight limit (503 + Retry-After), then 413 above the body limit: ``max_body`` for the V2 infer
+    route (binary data), ``max_json_body`` for every other route (KServe's JSON-only routes parse
+    the whole body)."""
 
     def __init__(
         self,
@@ -170,11 +223,16 @@ class GuardMiddleware:
         max_body: int,
         on_reject: Callable[[str], None] | None = None,
         on_start: Callable[[], None] | None = None,
+        *,
+        inflight: InflightLimit | None = None,
+        max_json_body: int | None = None,
     ) -> None:
         self.app = app
         self.on_start = on_start
         self.guard = guard
         self.max_body = max_body
+        self.max_json_body = max_body if max_json_body is None else min(max_json_body, max_body)
+        self.inflight = inflight
         self.on_reject = on_reject or (lambda reason: None)
 
     async def _answer(
@@ -193,7 +251,11 @@ class GuardMiddleware:
         if self.on_start is not None:  # first event in this process (lifespan startup)
             start, self.on_start = self.on_start, None
             start()
-        if scope["type"] != "http" or is_open_path(scope.get("path", "")):
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith(CLOSED_PREFIXES):
+            await self._answer(send, 404, "not found", [])
+            return
+        if scope["type"] != "http" or is_open_path(path):
             await self.app(scope, receive, send)
             return
         headers = request_headers(scope)
@@ -204,12 +266,31 @@ class GuardMiddleware:
                 self.on_reject(denied.reason)
                 await self._answer(send, denied.status, denied.message, denied.http_headers())
                 return
+        if self.inflight is None:
+            await self._bounded(scope, receive, send, headers)
+            return
+        if not self.inflight.enter():
+            self.on_reject("overloaded")
+            retry = [(b"retry-after", b"1")]
+            await self._answer(send, 503, f"server busy: {self.inflight.limit} requests in flight", retry)
+            return
+        try:
+            await self._bounded(scope, receive, send, headers)
+        finally:
+            self.inflight.leave()
+
+    async def _bounded(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
+        """Pass the request on unless its body is above the route's limit (413)."""
+        path: str = scope.get("path", "")
+        limit = (
+            self.max_body
+            if path.startswith("/v2/models/") and path.endswith("/infer")
+            else self.max_json_body
+        )
         declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             self.on_reject("request_too_large")
-            await self._answer(
-                send, 413, f"request body of {declared} bytes exceeds the limit {self.max_body}", []
-            )
+            await self._answer(send, 413, f"request body of {declared} bytes exceeds the limit {limit}", [])
             return
         if declared is not None and declared.isdigit():
             await self.app(scope, receive, send)  # the server reads exactly the declared length
@@ -222,9 +303,9 @@ class GuardMiddleware:
                 return  # client went away
             chunk = message.get("body", b"")
             seen += len(chunk)
-            if seen > self.max_body:
+            if seen > limit:
                 self.on_reject("request_too_large")
-                await self._answer(send, 413, f"request body exceeds the limit {self.max_body} bytes", [])
+                await self._answer(send, 413, f"request body exceeds the limit {limit} bytes", [])
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)

@@ -30,7 +30,7 @@ from PIL import Image
 
 from aidetect import storage
 from aidetect.data.features import FEATURE_COLUMNS, image_features
-from aidetect.data.imaging import decode_rgb
+from aidetect.data.imaging import DEFAULT_MAX_PIXELS, decode_rgb
 from aidetect.data.text.features import text_features
 from aidetect.decision import DecisionSpec
 
@@ -46,6 +46,13 @@ class LoggedBatch:
     texts: Sequence[str] | None = None  # a text model's normalised texts: text features instead
 
 
+def _held_bytes(batch: LoggedBatch) -> int:
+    """What a queued batch keeps alive: its encoded images and its decoded ones."""
+    encoded = sum(len(e) for e in batch.encoded if e is not None)
+    decoded = sum(img.width * img.height * len(img.getbands()) for img in batch.images if img is not None)
+    return encoded + decoded + batch.probabilities.nbytes
+
+
 class InferenceLog:
     """Buffered, bounded, background parquet writer for prediction rows."""
 
@@ -58,6 +65,8 @@ class InferenceLog:
         flush_rows: int = 512,
         flush_seconds: float = 30.0,
         queue_size: int = 10_000,
+        queue_bytes: int = 64 * 1024 * 1024,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
         log_texts: bool = False,
     ) -> None:
         self.root = root
@@ -67,6 +76,8 @@ class InferenceLog:
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.queue_size = max(1, queue_size)
+        self.queue_bytes = queue_bytes  # images and encoded bytes waiting for the writer, at most
+        self.max_pixels = max_pixels  # the writer decodes within the server's pixel limit
         self.log_texts = log_texts  # a text model's rows keep the text itself only when asked to
         self._start()
 
@@ -74,6 +85,8 @@ class InferenceLog:
         self._queue: queue.Queue[LoggedBatch | None] = queue.Queue(maxsize=self.queue_size)
         self._rows: list[dict[str, object]] = []
         self.dropped = 0
+        self._queued_bytes = 0
+        self._bytes_lock = threading.Lock()
         self.written_rows = 0
         self.files: list[str] = []
         self._thread = threading.Thread(target=self._run, name="aidetect-inference-log", daemon=True)
@@ -89,6 +102,8 @@ class InferenceLog:
         "flush_rows",
         "flush_seconds",
         "queue_size",
+        "queue_bytes",
+        "max_pixels",
         "log_texts",
     )
 
@@ -101,15 +116,29 @@ class InferenceLog:
         self._start()
 
     def submit(self, batch: LoggedBatch) -> bool:
-        """Queue a batch without blocking; ``False`` (and counted as dropped) when the queue is full."""
+        """Queue a batch without blocking; ``False`` (and counted as dropped) when the queue holds
+        ``queue_size`` batches or this batch would take its images past ``queue_bytes``."""
         if self._closed:
             return False
+        size = _held_bytes(batch)
+        with self._bytes_lock:
+            room = self._queued_bytes + size <= self.queue_bytes
+            if room:
+                self._queued_bytes += size
         try:
+            if not room:
+                raise queue.Full
             self._queue.put_nowait(batch)
             return True
         except queue.Full:
+            if room:
+                self._release(size)
             self.dropped += len(batch.probabilities)
             return False
+
+    def _release(self, size: int) -> None:
+        with self._bytes_lock:
+            self._queued_bytes -= size
 
     def close(self, timeout: float = 30.0) -> None:
         """Flush everything queued and stop the writer thread."""
@@ -118,6 +147,7 @@ class InferenceLog:
         self._closed = True
         self._queue.put(None)
         self._thread.join(timeout)
+        log.info("inference log closed: %d rows written, %d dropped", self.written_rows, self.dropped)
 
     def _rows_of(self, batch: LoggedBatch) -> list[dict[str, object]]:
         rule = self.decision
@@ -144,7 +174,7 @@ class InferenceLog:
             try:
                 img, encoded = batch.images[i], batch.encoded[i]
                 if img is None and encoded is not None:
-                    img = decode_rgb(encoded)
+                    img = decode_rgb(encoded, self.max_pixels)
                 if img is None:
                     raise ValueError("neither the image nor its encoded bytes were logged")
                 row.update(image_features(img, encoded))
@@ -167,6 +197,7 @@ class InferenceLog:
                     self._flush()
                     return
                 self._rows.extend(self._rows_of(item))
+                self._release(_held_bytes(item))
             if len(self._rows) >= self.flush_rows or time.monotonic() - last_flush >= self.flush_seconds:
                 self._flush()
                 last_flush = time.monotonic()

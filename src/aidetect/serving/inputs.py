@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,16 +26,19 @@ from PIL import Image
 
 from aidetect.data import imaging
 from aidetect.serving.kserve_compat import InferInput, InvalidInput, raw_bytes
+from aidetect.serving.logs import printable
 
 IMAGE, PIXELS, TENSOR = "image", "pixels", "tensor"
 INPUT_DATATYPES = {IMAGE: "BYTES", PIXELS: "UINT8", TENSOR: "FP32"}
+MAX_NESTING = 8  # JSON ``data`` nests at most this deep (the deepest input, pixels, needs 4)
+MAX_REQUEST_ID = 256  # characters of a client's request id (it is echoed in the response)
 
 
 class RejectedInput(InvalidInput):
     """A client error with a short machine-readable ``code`` for the rejected-inputs metric."""
 
     def __init__(self, message: str, code: str) -> None:
-        super().__init__(message)
+        super().__init__(printable(message))  # names and values a client chose, escaped and bounded
         self.code = code
 
 
@@ -61,7 +65,7 @@ class Batch:
     encoded: Sequence[bytes | None] = field(default_factory=list)
 
 
-def split_bytes_tensor(raw: bytes, name: str) -> list[bytes]:
+def split_bytes_tensor(raw: bytes | memoryview, name: str) -> list[bytes]:
     """Split a V2 serialized BYTES tensor (4-byte little-endian length + data, repeated), safely."""
     out: list[bytes] = []
     offset, view = 0, memoryview(raw)
@@ -111,7 +115,7 @@ def _byte_elements(inp: InferInput) -> list[bytes]:
     if isinstance(data, (str, bytes)):
         data = [data]
     out = []
-    for i, item in enumerate(_flatten(data)):
+    for i, item in enumerate(_flatten(data, inp.name)):
         if isinstance(item, bytes):
             out.append(item)
         elif isinstance(item, str):
@@ -127,14 +131,34 @@ def _byte_elements(inp: InferInput) -> list[bytes]:
     return out
 
 
-def _flatten(data: Any) -> list[Any]:
-    if isinstance(data, (list, tuple)) and data and isinstance(data[0], (list, tuple)):
-        return [x for sub in data for x in _flatten(sub)]
-    return list(data)
+def _flatten(data: Any, name: str) -> list[Any]:
+    """JSON ``data`` (a scalar, or lists nested at most :data:`MAX_NESTING` deep) as one flat list.
+
+    Iterative, so no nesting depth can exhaust the stack; objects and ragged mixes of lists and
+    scalars are refused (a row-major tensor has scalars only at its innermost level)."""
+    if not isinstance(data, list):
+        data = [data]
+    out: list[Any] = []
+    stack: list[tuple[list[Any], int]] = [(data, 1)]
+    while stack:
+        items, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise RejectedInput(f"input '{name}': data nests deeper than {MAX_NESTING} levels", "bad_shape")
+        nested = [isinstance(x, list) for x in items]
+        if any(nested) and not all(nested):
+            raise RejectedInput(f"input '{name}': ragged data (lists mixed with values)", "bad_shape")
+        if any(nested):
+            stack.extend((x, depth + 1) for x in reversed(items))
+            continue
+        for x in items:
+            if isinstance(x, dict):
+                raise RejectedInput(f"input '{name}': data holds an object, not values", "bad_encoding")
+        out.extend(items)
+    return out
 
 
 def _numeric(inp: InferInput, dtype: type, shape: list[int]) -> np.ndarray:
-    count = int(np.prod(shape))
+    count = math.prod(shape)  # Python ints: a huge declared shape cannot wrap around
     raw = raw_bytes(inp)
     if raw is not None:
         itemsize = np.dtype(dtype).itemsize
@@ -142,13 +166,14 @@ def _numeric(inp: InferInput, dtype: type, shape: list[int]) -> np.ndarray:
             msg = f"input '{inp.name}': {len(raw)} data bytes do not match shape {shape} ({count * itemsize})"
             raise RejectedInput(msg, "bad_shape")
         return np.frombuffer(raw, dtype=dtype).reshape(shape)
+    values = _flatten(inp.data if inp.data is not None else [], inp.name)
+    if len(values) != count:
+        msg = f"input '{inp.name}': {len(values)} values do not match shape {shape} ({count} values)"
+        raise RejectedInput(msg, "bad_shape")
     try:
-        flat = np.asarray(_flatten(inp.data if inp.data is not None else []), dtype=np.float64)
+        flat = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise RejectedInput(f"input '{inp.name}': data is not numeric", "bad_encoding") from None
-    if flat.size != count:
-        msg = f"input '{inp.name}': {flat.size} values do not match shape {shape} ({count} values)"
-        raise RejectedInput(msg, "bad_shape")
     if dtype is np.uint8 and (flat.min() < 0 or flat.max() > 255 or not np.all(flat == np.floor(flat))):
         raise RejectedInput(f"input '{inp.name}': UINT8 values must be integers in 0..255", "bad_encoding")
     return flat.astype(dtype).reshape(shape)

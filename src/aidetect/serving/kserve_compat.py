@@ -13,6 +13,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from grpc_interceptor.exceptions import Unimplemented
+
 _argv, sys.argv = sys.argv, sys.argv[:1]
 try:
     import kserve
@@ -20,16 +22,43 @@ try:
     from kserve.constants.constants import INFERENCE_CONTENT_LENGTH_HEADER
     from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
     from kserve.model import InferenceVerb
+    from kserve.protocol.dataplane import DataPlane
     from kserve.protocol.infer_type import InferInput, RequestedOutput
+    from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 finally:
     sys.argv = _argv
 
 
-def raw_bytes(inp: InferInput) -> bytes | None:
+class ModelBoundDataPlane(DataPlane):
+    """KServe's data plane whose liveness follows the served model: a server whose model is not ready
+    fails liveness (REST 503, gRPC ``live: false``) along with readiness, so Kubernetes restarts it.
+    A module-level class, so REST worker processes can unpickle it."""
+
+    def __init__(self, model_registry: Any, model: Model) -> None:
+        super().__init__(model_registry)
+        self.model = model
+
+    async def live(self) -> dict[str, str]:  # type: ignore[override]  # KServe's is a staticmethod
+        return {"status": "alive" if self.model.ready else "model not ready"}
+
+
+class PinnedRepository(ModelRepositoryExtension):
+    """KServe's model-repository extension with load and unload refused (gRPC UNIMPLEMENTED, logged
+    without a traceback): the server serves the one bundle it started with."""
+
+    async def load(self, model_name: str) -> None:
+        raise Unimplemented("the model repository API is disabled: this server serves one pinned bundle")
+
+    async def unload(self, model_name: str) -> None:
+        raise Unimplemented("the model repository API is disabled: this server serves one pinned bundle")
+
+
+def raw_bytes(inp: InferInput) -> bytes | memoryview | None:
     """The input's raw tensor bytes (gRPC ``raw_input_contents`` or the REST binary extension), if any.
 
     KServe 0.21 keeps them in the private ``_raw_data`` and offers only ``as_numpy()``, which turns BYTES
-    tensors into UTF-8 strings and copies numeric ones; the decoders need the bytes themselves."""
+    tensors into UTF-8 strings and copies numeric ones; the decoders need the bytes themselves. A REST
+    request's are a view into its body (no copy of a large binary section)."""
     return inp._raw_data
 
 
@@ -40,7 +69,7 @@ def infer_input(
     parameters: dict[str, Any],
     *,
     data: object = None,
-    raw: bytes | None = None,
+    raw: bytes | memoryview | None = None,
 ) -> InferInput:
     """An ``InferInput`` holding either JSON ``data`` or ``raw`` tensor bytes (as a gRPC request would)."""
     inp = InferInput(name=name, shape=shape, datatype=datatype, data=data, parameters=parameters)
@@ -58,8 +87,10 @@ __all__ = [
     "InferenceVerb",
     "InvalidInput",
     "Model",
+    "ModelBoundDataPlane",
     "ModelNotFound",
     "ModelNotReady",
+    "PinnedRepository",
     "RequestedOutput",
     "infer_input",
     "kserve",

@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 import logging
+import re
 import warnings
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str, limit: int = 500) -> str:
+    """``text`` as one log-safe line: control characters escaped (a client's ``\\r\\n`` cannot forge
+    a log line), at most ``limit`` characters. Everything a client sent that reaches a log or an
+    error message passes through here."""
+    text = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class ClientErrorFilter(logging.Filter):
@@ -16,7 +27,7 @@ class ClientErrorFilter(logging.Filter):
         if isinstance(exc, InvalidInput):
             record.exc_info = None
             record.exc_text = None
-            record.msg, record.args = "client error: %s", (exc,)
+            record.msg, record.args = "client error: %s", (printable(str(exc)),)
             record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 

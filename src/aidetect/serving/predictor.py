@@ -36,11 +36,12 @@ from aidetect.serving import metrics
 from aidetect.serving.bundle import Bundle
 from aidetect.serving.classifier import OnnxClassifier
 from aidetect.serving.config import ServingConfig
-from aidetect.serving.guard import Guard
+from aidetect.serving.guard import Guard, InflightLimit
 from aidetect.serving.inference_log import InferenceLog, LoggedBatch
 from aidetect.serving.inputs import (
     IMAGE,
     INPUT_DATATYPES,
+    MAX_REQUEST_ID,
     PIXELS,
     TENSOR,
     Batch,
@@ -114,6 +115,7 @@ class AidetectPredictor(Model):
         self.limits = Limits(max_batch=cfg.max_batch, max_image_pixels=cfg.max_image_pixels)
         self.pre = Preprocess(self.spec.input_size, tuple(self.spec.mean), tuple(self.spec.std))
         self.guard = guard
+        self.inflight = InflightLimit(cfg.max_inflight_requests)  # REST: the guard middleware enforces it
         self.inference_log = inference_log
         self.on_worker_start = on_worker_start
         self.classifier: Callable[[np.ndarray], np.ndarray] | None = None
@@ -216,9 +218,15 @@ class AidetectPredictor(Model):
         start = time.perf_counter()
         protocol = "grpc" if getattr(body, "from_grpc", False) else "rest"
         status = metrics.SERVER_ERROR
+        entered = False
         try:
-            if protocol == "grpc" and self.guard is not None:
-                self._admit_grpc(headers or {})
+            if protocol == "grpc":
+                if self.guard is not None:
+                    self._admit_grpc(headers or {})
+                entered = self.inflight.enter()
+                if not entered:
+                    metrics.reject(self.name, "overloaded")
+                    raise self.inflight.grpc_error()
             result = await super().__call__(body, headers, verb)
             status = metrics.OK
             return result
@@ -228,11 +236,15 @@ class AidetectPredictor(Model):
                 metrics.reject(self.name, exc.code)
             raise
         finally:
+            if entered:
+                self.inflight.leave()
             metrics.observe_request(self.name, protocol, status, time.perf_counter() - start)
 
     def _admit_grpc(self, headers: dict[str, str]) -> None:
         assert self.guard is not None
-        denied = self.guard.admit(headers, headers.get("x-forwarded-for", "grpc"))
+        # KServe's gRPC servicer passes metadata, not the peer: without a token or the trusted proxy
+        # header, gRPC callers share one bucket (never one of their own choosing, e.g. x-forwarded-for)
+        denied = self.guard.admit(headers, "grpc")
         if denied is not None:
             metrics.reject(self.name, denied.reason)
             raise denied.grpc_error()
@@ -252,6 +264,8 @@ class AidetectPredictor(Model):
             raise InvalidInput(
                 "this model speaks the Open Inference Protocol v2 only (POST /v2/models/<name>/infer)"
             )
+        if payload.id is not None and len(payload.id) > MAX_REQUEST_ID:
+            raise RejectedInput(f"request id: longer than {MAX_REQUEST_ID} characters", "bad_request")
         self._check_requested_outputs(payload)
         batch = await self._off_loop(self.decode, payload.inputs)
         return Decoded(payload, batch)

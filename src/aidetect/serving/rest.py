@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 
 import orjson
 
 from aidetect.serving import metrics
 from aidetect.serving.guard import ASGIApp, Receive, Scope, Send, request_headers
-from aidetect.serving.inputs import RejectedInput
+from aidetect.serving.inputs import MAX_REQUEST_ID, RejectedInput
 from aidetect.serving.kserve_compat import (
     INFERENCE_CONTENT_LENGTH_HEADER,
     InferInput,
@@ -27,17 +28,32 @@ from aidetect.serving.kserve_compat import (
     RequestedOutput,
     infer_input,
 )
+from aidetect.serving.logs import printable
 from aidetect.serving.predictor import AidetectPredictor
 
 log = logging.getLogger(__name__)
+TOO_LARGE = "request_too_large"  # the RejectedInput code answered with 413
 
 
 def _bad(message: str) -> RejectedInput:
     return RejectedInput(message, "bad_request")
 
 
-def parse_infer_request(body: bytes, headers: dict[str, str], model_name: str) -> InferRequest:
-    """A V2 REST inference body (JSON, optionally followed by binary tensor data) -> InferRequest."""
+def _request_id(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_REQUEST_ID:
+        raise _bad(f'"id" must be a string of at most {MAX_REQUEST_ID} characters')
+    return value
+
+
+def parse_infer_request(
+    body: bytes | bytearray, headers: dict[str, str], model_name: str, max_json_bytes: int | None = None
+) -> InferRequest:
+    """A V2 REST inference body (JSON, optionally followed by binary tensor data) -> InferRequest.
+
+    The JSON part is refused above ``max_json_bytes`` before it is parsed: parsed JSON numbers and
+    strings take many times their text's size, so large payloads belong in the binary extension."""
     json_len_header = headers.get(INFERENCE_CONTENT_LENGTH_HEADER)
     if json_len_header is not None:
         try:
@@ -50,6 +66,12 @@ def parse_infer_request(body: bytes, headers: dict[str, str], model_name: str) -
             )
     else:
         json_len = len(body)
+    if max_json_bytes is not None and json_len > max_json_bytes:
+        raise RejectedInput(
+            f"the JSON part is {json_len} bytes, above the limit {max_json_bytes} "
+            "(send large tensors and images with the binary data extension)",
+            TOO_LARGE,
+        )
     try:
         doc = orjson.loads(body[:json_len])
     except orjson.JSONDecodeError as exc:
@@ -74,7 +96,7 @@ def parse_infer_request(body: bytes, headers: dict[str, str], model_name: str) -
             size = params["binary_data_size"]
             if not isinstance(size, int) or size < 0 or offset + size > len(body):
                 raise _bad(f"input '{name}': binary_data_size {size!r} runs past the end of the body")
-            inp = infer_input(name, shape, datatype, params, raw=body[offset : offset + size])
+            inp = infer_input(name, shape, datatype, params, raw=memoryview(body)[offset : offset + size])
             offset += size
         else:
             raise _bad(f"input '{name}': neither 'data' nor a binary_data_size parameter")
@@ -86,11 +108,10 @@ def parse_infer_request(body: bytes, headers: dict[str, str], model_name: str) -
             raise _bad('"outputs" must be a list of objects with a name')
         requested = [RequestedOutput(name=o["name"], parameters=o.get("parameters")) for o in outputs]
     params = doc.get("parameters")
-    request_id = doc.get("id")
     return InferRequest(
         model_name=model_name,
         infer_inputs=inputs,
-        request_id=str(request_id) if request_id is not None else None,
+        request_id=_request_id(doc.get("id")),
         parameters=params if isinstance(params, dict) else None,
         request_outputs=requested,
     )
@@ -126,15 +147,14 @@ class InferEndpoint:
         if model_name is None:
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        headers = request_headers(scope)  # already parsed by the guard in front
+        body = await _read_body(receive, headers.get("content-length"))
         if body is None:
             return  # the client went away
-        headers = request_headers(scope)  # already parsed by the guard in front
         try:
             status, payload, extra = await self._infer(model_name, body, headers)
-        except Exception as exc:  # the handler of last resort: never drop the connection
-            log.exception("inference failed")
-            status, payload, extra = _error(500, f"{type(exc).__name__} : {exc}")
+        except Exception:  # the handler of last resort: never drop the connection
+            status, payload, extra = server_error()
         await send(
             {
                 "type": "http.response.start",
@@ -145,27 +165,27 @@ class InferEndpoint:
         await send({"type": "http.response.body", "body": payload})
 
     async def _infer(
-        self, model_name: str, body: bytes, headers: dict[str, str]
+        self, model_name: str, body: bytes | bytearray, headers: dict[str, str]
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         start = time.perf_counter()
         predictor = self.predictor
+        if model_name != predictor.name:  # before any metric: made-up names create no label series
+            return _error(404, printable(str(ModelNotFound(model_name)), 200))
         try:
-            infer_request = parse_infer_request(body, headers, model_name)
+            infer_request = parse_infer_request(body, headers, model_name, predictor.cfg.max_json_bytes)
         except InvalidInput as exc:
-            if isinstance(exc, RejectedInput):
-                metrics.reject(model_name, exc.code)
+            code = exc.code if isinstance(exc, RejectedInput) else "bad_request"
+            metrics.reject(model_name, code)
             metrics.observe_request(model_name, "rest", metrics.CLIENT_ERROR, time.perf_counter() - start)
-            log.warning("client error: %s", exc)
-            return _error(400, str(exc))
-        if model_name != predictor.name:
-            return _error(404, str(ModelNotFound(model_name)))
+            log.warning("client error: %s", printable(str(exc)))
+            return _error(413 if code == TOO_LARGE else 400, str(exc))
         if not predictor.ready:
             return _error(503, str(ModelNotReady(model_name)))
         try:
             response, _ = await predictor(infer_request, headers)
         except InvalidInput as exc:
-            log.warning("client error: %s", exc)
-            return _error(400, str(exc))
+            log.warning("client error: %s", printable(str(exc)))
+            return _error(400, printable(str(exc)))
         encoded, json_length = response.to_rest()
         if json_length is not None:  # binary outputs follow the JSON header
             length = str(json_length).encode()
@@ -181,12 +201,35 @@ def _error(status: int, message: str) -> tuple[int, bytes, list[tuple[bytes, byt
     return status, orjson.dumps({"error": message}), [_JSON]
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+def server_error() -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """Log the exception being handled under a fresh request id; answer 500 with the id only.
+
+    The client learns nothing of the server's internals (no exception type or message); the
+    operator finds the traceback by the id."""
+    request_id = uuid.uuid4().hex
+    log.exception("server error (request_id=%s)", request_id)
+    body = orjson.dumps({"error": "internal server error", "request_id": request_id})
+    return 500, body, [_JSON]
+
+
+async def _read_body(receive: Receive, declared: str | None = None) -> bytes | bytearray | None:
+    """The whole body; with a ``Content-Length`` (the guard in front checked it against the limit)
+    into one buffer of that size, so a large body is held once, not as chunks plus their join."""
+    size = int(declared) if declared is not None and declared.isdigit() else None
+    buf = bytearray(size) if size is not None else None
     chunks: list[bytes] = []
+    filled = 0
     while True:
         message = await receive()
         if message["type"] != "http.request":
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        if buf is not None and filled + len(chunk) <= len(buf):
+            buf[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+        else:
+            chunks.append(chunk)
         if not message.get("more_body", False):
-            return b"".join(chunks)
+            if buf is None:
+                return b"".join(chunks)
+            return bytes(buf[:filled]) + b"".join(chunks) if chunks or filled < len(buf) else buf
