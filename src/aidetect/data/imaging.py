@@ -58,7 +58,7 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
     return img
 
 
-def _load_rgb(img: Image.Image) -> Image.Image:
+def load_rgb(img: Image.Image) -> Image.Image:
     """Decode the pixels of an opened image as RGB, raising :class:`ImageDecodeError` on failure."""
     try:
         img.load()
@@ -69,7 +69,7 @@ def _load_rgb(img: Image.Image) -> Image.Image:
 
 def decode_rgb(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Fully decode ``data`` into an RGB image, raising :class:`ImageDecodeError` on failure."""
-    return _load_rgb(open_image(data, max_pixels))
+    return load_rgb(open_image(data, max_pixels))
 
 
 def decode_for_model(data: bytes, size: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -88,7 +88,7 @@ def decode_for_model(data: bytes, size: int, max_pixels: int = DEFAULT_MAX_PIXEL
             img.draft("RGB", (size, size))
         except (OSError, ValueError) as exc:
             raise ImageDecodeError(f"image data is corrupt: {exc}", "corrupt") from None
-    return _load_rgb(img)
+    return load_rgb(img)
 
 
 def resize_center_crop(img: Image.Image, size: int) -> Image.Image:

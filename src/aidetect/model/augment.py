@@ -8,9 +8,10 @@ functions make the perturbation slices of the evaluation.
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageEnhance, ImageFilter
 
 from aidetect.data.imaging import decode_rgb
 from aidetect.model.config import AugmentConfig
@@ -45,6 +46,47 @@ def translate(img: Image.Image, dx: int, dy: int) -> Image.Image:
     return Image.fromarray(padded[pad - dy : pad - dy + h, pad - dx : pad - dx + w])
 
 
+def limit_side(img: Image.Image, longest: int) -> Image.Image:
+    """Down-scale (bilinear) so the longest side is at most ``longest`` px; smaller images are kept."""
+    w, h = img.size
+    if max(w, h) <= longest:
+        return img
+    f = longest / max(w, h)
+    return img.resize((max(1, round(w * f)), max(1, round(h * f))), Image.Resampling.BILINEAR)
+
+
+def colour_jitter(img: Image.Image, factors: tuple[float, float, float]) -> Image.Image:
+    """Brightness, contrast and saturation multiplied by ``factors`` (1 = unchanged)."""
+    enhancers = (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color)
+    for enhancer, f in zip(enhancers, factors, strict=True):
+        if f != 1.0:
+            img = enhancer(img).enhance(float(f))
+    return img
+
+
+def rotate(img: Image.Image, degrees: float) -> Image.Image:
+    """Rotate about the centre (bilinear, same size); the corners are filled from the mirrored image."""
+    if degrees == 0:
+        return img
+    w, h = img.size
+    pad = math.ceil(max(w, h) * 0.21)  # covers the corners of any rotation of the original frame
+    a = np.pad(np.asarray(img), ((pad, pad), (pad, pad), (0, 0)), mode="symmetric")
+    turned = Image.fromarray(a).rotate(float(degrees), Image.Resampling.BILINEAR)
+    return turned.crop((pad, pad, pad + w, pad + h))
+
+
+def mask_patches(img: Image.Image, ratio: float, patch: int, rng: np.random.Generator) -> Image.Image:
+    """Set random ``patch`` px squares (about ``ratio`` of the image) to mid-grey."""
+    a = np.array(img)
+    h, w = a.shape[:2]
+    gh, gw = max(1, h // patch), max(1, w // patch)
+    count = round(ratio * gh * gw)
+    for cell in rng.choice(gh * gw, size=min(count, gh * gw), replace=False):
+        y, x = divmod(int(cell), gw)
+        a[y * patch : (y + 1) * patch, x * patch : (x + 1) * patch] = 128
+    return Image.fromarray(a)
+
+
 _QUARTER_TURNS = (None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
 
 
@@ -66,10 +108,16 @@ class Augmenter:
             limit = min(c.translate_px, min(img.size) - 1)
             dx, dy = (int(v) for v in rng.integers(-limit, limit + 1, size=2))
             img = translate(img, dx, dy)
+        if rng.random() < c.rotate_p:
+            img = rotate(img, rng.uniform(-c.rotate_degrees, c.rotate_degrees))
         if rng.random() < c.rescale_p:
-            img = rescale(img, rng.uniform(*c.rescale))
+            img = rescale(img, rng.uniform(*c.rescale), back=c.rescale_back)
         if rng.random() < c.blur_p:
             img = blur(img, rng.uniform(*c.blur_radius))
-        if rng.random() < c.jpeg_p:
+        if rng.random() < c.jitter_p:
+            img = colour_jitter(img, tuple(rng.uniform(1 - c.jitter, 1 + c.jitter, size=3)))
+        if rng.random() < c.mask_p:
+            img = mask_patches(img, rng.uniform(0, c.mask_ratio), c.mask_patch, rng)
+        if rng.random() < c.jpeg_p:  # last: an upload is compressed after everything else happened to it
             img = jpeg_reencode(img, int(rng.integers(c.jpeg_quality[0], c.jpeg_quality[1] + 1)))
         return img

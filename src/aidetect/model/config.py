@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from aidetect import config
+from aidetect.data.crops import PreprocessSpec
 from aidetect.errors import ConfigError
 from aidetect.model.networks import check_arch
 
@@ -38,14 +39,28 @@ class AugmentConfig:
     # downscale then upscale back: probability and scale range
     rescale_p: float = 0.15
     rescale: list[float] = field(default_factory=lambda: [0.5, 0.9])
+    # false: keep the rescaled size (crops models: an upload seen at another scale, e.g. [0.5, 1.5])
+    rescale_back: bool = True
+    # colour jitter: brightness, contrast and saturation each by a factor in [1 - jitter, 1 + jitter]
+    jitter_p: float = 0.0
+    jitter: float = 0.2
+    # rotation by a uniform angle in [-rotate_degrees, rotate_degrees] (bilinear, corners mirrored in)
+    rotate_p: float = 0.0
+    rotate_degrees: float = 15.0
+    # patch masking: blank square patches of mask_patch px covering up to mask_ratio of the image
+    mask_p: float = 0.0
+    mask_ratio: float = 0.2
+    mask_patch: int = 16
 
     def validate(self) -> None:
-        for name in ("jpeg_p", "blur_p", "rescale_p"):
+        for name in ("jpeg_p", "blur_p", "rescale_p", "jitter_p", "rotate_p", "mask_p", "mask_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"augment.{name}: must be between 0 and 1, got {getattr(self, name)}")
         if not 0 <= self.translate_px <= 64:
             raise ConfigError(f"augment.translate_px: must be between 0 and 64, got {self.translate_px}")
-        ranges = {"jpeg_quality": (1, 100), "blur_radius": (0.0, 10.0), "rescale": (0.05, 1.0)}
+        if not 0.0 <= self.jitter < 1.0 or not 0.0 <= self.rotate_degrees <= 180.0 or self.mask_patch < 1:
+            raise ConfigError("augment.jitter [0, 1), rotate_degrees [0, 180], mask_patch >= 1: out of range")
+        ranges = {"jpeg_quality": (1, 100), "blur_radius": (0.0, 10.0), "rescale": (0.05, 2.0)}
         for name, (lo, hi) in ranges.items():
             r = getattr(self, name)
             if len(r) != 2 or not lo <= r[0] <= r[1] <= hi:
@@ -70,6 +85,8 @@ class TrainConfig:
     mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     std: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25])
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # how the model sees an image (aidetect.data.crops): resize (default) or native-resolution crops
+    preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
     # the trained model averages each image with its mirror image wherever it predicts (validation,
     # evaluation, the exported ONNX graph): twice the inference cost
     flip_average: bool = False
@@ -101,6 +118,7 @@ class TrainConfig:
             raise ConfigError("warmup_epochs and early_stopping_patience: must not be negative")
         if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
             raise ConfigError("mean/std: need three values each, std positive")
+        self.preprocess.resolved(self.input_size)  # a crop must equal the network input
         if self.device not in {"auto", "cpu", "cuda"}:
             raise ConfigError(f"device: expected auto, cpu or cuda, got {self.device!r}")
         for name in (
@@ -174,7 +192,8 @@ def load_eval_config(path: str | Path | None = None, overrides: dict[str, Any] |
 # slice family -> manifest column (``source`` is the dataset's origin: coco, diffusiondb, ...)
 GROUP_COLUMNS = {"content_class": "content_class", "source": "origin", "resolution": None}
 # robustness slices: each name is an image transformation in :data:`aidetect.model.slices.PERTURBATIONS`
-PERTURBATION_NAMES = ("jpeg_q50", "jpeg_q75", "downscale_x2", "blur")
+# (``upload_1080_q85``: longest side down to 1080 px when longer, then JPEG q85, as upload sites do)
+PERTURBATION_NAMES = ("jpeg_q50", "jpeg_q75", "downscale_x2", "blur", "upload_1080_q85")
 
 METRICS = (
     "accuracy",

@@ -1,8 +1,14 @@
-"""Torch datasets over dataset versions: Pillow decode, augmentation, shared preprocessing."""
+"""Torch datasets over dataset versions: Pillow decode, augmentation, shared preprocessing.
+
+The bundle's :class:`~aidetect.data.crops.PreprocessSpec` decides what one image becomes: ``resize``
+gives one input; ``crops`` gives one random crop in training and, for prediction, the deterministic crop
+grid, batched as crops with the index of their image as "target" (:class:`CropLoader` folds the crop
+probabilities back into one row per image).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +16,10 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from aidetect.data.imaging import decode_for_model, to_model_input
+from aidetect.data import crops
+from aidetect.data.crops import PreprocessSpec
+from aidetect.data.imaging import normalize
+from aidetect.decision import DecisionSpec
 from aidetect.errors import DataError
 
 Transform = Callable[[Image.Image, np.random.Generator], Image.Image]
@@ -53,7 +62,11 @@ def load_split(version: object, split: str, labels: Sequence[str] | None = None)
 
 
 class ImageDataset(torch.utils.data.Dataset):
-    """Encoded images -> ``(float32 [3, S, S], target)``; augmentation is seeded by (seed, epoch, index)."""
+    """Encoded images -> ``(float32 [3, S, S], target)``; augmentation is seeded by (seed, epoch, index).
+
+    With a ``crops`` ``preprocess`` an item is one random crop (``grid=False``, training) or the
+    image's crop grid ``(float32 [K, 3, S, S], index)`` (``grid=True``, prediction: see :class:`CropLoader`).
+    """
 
     def __init__(
         self,
@@ -64,6 +77,8 @@ class ImageDataset(torch.utils.data.Dataset):
         std: Sequence[float],
         transform: Transform | None = None,
         seed: int = 0,
+        preprocess: PreprocessSpec | None = None,
+        grid: bool = False,
     ) -> None:
         self.images = images
         self.targets = np.asarray(targets, dtype=np.int64)
@@ -71,6 +86,8 @@ class ImageDataset(torch.utils.data.Dataset):
         self.transform = transform
         self.seed = seed
         self.epoch = 0
+        self.preprocess = (preprocess or PreprocessSpec()).resolved(input_size)
+        self.grid = grid and self.preprocess.crops
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -79,10 +96,18 @@ class ImageDataset(torch.utils.data.Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        img = decode_for_model(self.images[i], self.input_size)
+        pre = self.preprocess
+        img = crops.decode(self.images[i], pre, self.input_size)
+        rng = np.random.default_rng([self.seed, self.epoch, i])
         if self.transform is not None:
-            img = self.transform(img, np.random.default_rng([self.seed, self.epoch, i]))
-        x = to_model_input(img, self.input_size, self.mean, self.std)
+            img = self.transform(img, rng)
+        if self.grid:
+            x = crops.model_inputs(img, pre, self.input_size, self.mean, self.std)
+            return torch.from_numpy(x), i
+        if pre.crops:
+            x = normalize(crops.random_crop(img, pre.crop, rng), self.mean, self.std)
+        else:
+            x = crops.model_inputs(img, pre, self.input_size, self.mean, self.std)[0]
         return torch.from_numpy(x), int(self.targets[i])
 
 
@@ -103,6 +128,50 @@ def epoch_batches(
     return [mine[b * local : (b + 1) * local].tolist() for b in range(full)]
 
 
+def _own_generator(seed: int) -> torch.Generator:
+    """A loader's own generator: starting an iterator must not draw from the global RNG, or a resumed
+    training run would draw different dropout masks than an uninterrupted one."""
+    return torch.Generator().manual_seed(seed)
+
+
+def _cat_crops(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crop grids of several images -> one batch of crops and the image index of each crop."""
+    x = torch.cat([t for t, _ in items])
+    owner = torch.cat([torch.full((len(t),), i, dtype=torch.int64) for t, i in items])
+    return x, owner
+
+
+class CropLoader:
+    """Batches of crops ``(x [B, 3, S, S], image index per crop)`` over a dataset's crop grids.
+
+    ``regroup(crop_probs, owners)`` turns the forward loop's output into ``(probs [N, C], targets [N])``
+    by the spec's aggregation rule, decided on afterwards by the caller's :class:`DecisionSpec`.
+    """
+
+    def __init__(
+        self, ds: ImageDataset, batch_images: int, rule: DecisionSpec | None, num_workers: int = 0
+    ) -> None:
+        self.ds, self.rule = ds, rule
+        self.loader = torch.utils.data.DataLoader(
+            ds,
+            batch_size=batch_images,
+            shuffle=False,
+            collate_fn=_cat_crops,
+            num_workers=num_workers,
+            generator=_own_generator(ds.seed),
+        )
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return iter(self.loader)
+
+    def regroup(self, probs: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(self.ds)
+        if n == 0:
+            return probs, self.ds.targets
+        agg = crops.aggregate(probs, owner, n, self.ds.preprocess.aggregate, self.rule)
+        return agg, self.ds.targets
+
+
 def predict_loader(
     data: SplitData,
     input_size: int,
@@ -111,7 +180,21 @@ def predict_loader(
     batch_size: int,
     transform: Transform | None = None,
     seed: int = 0,
-) -> torch.utils.data.DataLoader:
-    """An ordered loader for evaluation (optionally with a fixed perturbation)."""
-    ds = ImageDataset(data.images, data.targets, input_size, mean, std, transform, seed)
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False)
+    preprocess: PreprocessSpec | None = None,
+    rule: DecisionSpec | None = None,
+    num_workers: int = 0,
+) -> torch.utils.data.DataLoader | CropLoader:
+    """An ordered loader for evaluation (optionally with a fixed perturbation).
+
+    ``resize``: batches of ``batch_size`` images. ``crops``: a :class:`CropLoader` with about
+    ``batch_size`` crops per batch (whole images; ``rule`` is needed for the ``max`` aggregation).
+    """
+    ds = ImageDataset(
+        data.images, data.targets, input_size, mean, std, transform, seed, preprocess, grid=True
+    )
+    if ds.preprocess.crops:
+        per_batch = max(1, batch_size // ds.preprocess.max_crops)
+        return CropLoader(ds, per_batch, rule, num_workers)
+    return torch.utils.data.DataLoader(
+        ds, batch_size=batch_size, shuffle=False, num_workers=num_workers, generator=_own_generator(seed)
+    )

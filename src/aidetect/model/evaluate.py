@@ -19,13 +19,14 @@ import numpy as np
 from torch import nn
 
 from aidetect import storage
+from aidetect.data.crops import PreprocessSpec
 from aidetect.decision import DecisionSpec
 from aidetect.errors import DataError
 from aidetect.model.checkpoint import load_checkpoint, save_checkpoint
 from aidetect.model.config import EvalConfig, GatesConfig, SlicesConfig
 from aidetect.model.data import SplitData, load_split, predict_loader
 from aidetect.model.gates import evaluate_gates
-from aidetect.model.inference import predict_probs
+from aidetect.model.inference import predict_images
 from aidetect.model.lineage import write_json
 from aidetect.model.metrics import classification_metrics, reliability_bins, roc_points
 from aidetect.model.plots import confusion_matrix_plot, reliability_plot, roc_plot
@@ -43,8 +44,17 @@ def predict(
     """Softmax probabilities ``[N, C]`` for ``data`` (optionally perturbed), in order."""
     fn = PERTURBATIONS[perturbation] if perturbation else None
     transform = (lambda img, _rng: fn(img)) if fn else None
-    loader = predict_loader(data, int(meta["input_size"]), meta["mean"], meta["std"], batch_size, transform)
-    probs, _ = predict_probs(model, loader)
+    loader = predict_loader(
+        data,
+        int(meta["input_size"]),
+        meta["mean"],
+        meta["std"],
+        batch_size,
+        transform,
+        preprocess=PreprocessSpec.from_meta(meta),
+        rule=DecisionSpec.from_meta(meta),
+    )
+    probs, _ = predict_images(model, loader)
     return probs if len(probs) else np.zeros((0, int(meta["num_classes"])), np.float32)
 
 
@@ -173,6 +183,7 @@ def evaluate(
         "model": {
             "arch": meta["arch"],
             "input_size": meta["input_size"],
+            "preprocess": PreprocessSpec.from_meta(meta).to_meta(),
             "flip_average": bool(meta.get("flip_average", False)),
             "trained_on": meta.get("dataset_version"),
         },

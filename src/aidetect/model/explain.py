@@ -2,7 +2,8 @@
 
 The server answers ``POST /v1/models/<name>:explain`` with, per image, the class probabilities, the
 explained class and a PNG of the Grad-CAM heatmap blended over the image as the model saw it (resized
-and centre-cropped by :mod:`aidetect.data.imaging`, then enlarged for viewing), base64-encoded.
+and centre-cropped by :mod:`aidetect.data.imaging`, then enlarged for viewing; a ``crops`` model: the
+crop with the highest fake score, the probabilities aggregated over all crops as served), base64-encoded.
 
 Request body: ``{"instances": [{"image_bytes": {"b64": "<base64>"}}, ...]}`` (KServe's V1 convention;
 plain base64 strings are accepted too), optional ``"target": "<label>"`` (default: the predicted class).
@@ -21,7 +22,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from aidetect.data import imaging
+from aidetect.data import crops, imaging
+from aidetect.data.crops import PreprocessSpec
 from aidetect.decision import DecisionSpec
 
 VIEW_SIZE = 256  # the overlay is enlarged to at least this many pixels per side
@@ -124,6 +126,7 @@ class GradCam:
         self.labels = list(meta["labels"])
         self.rule = DecisionSpec.from_meta(meta)
         self.size = int(meta["input_size"])
+        self.preprocess = PreprocessSpec.from_meta(meta)
 
     @classmethod
     def from_checkpoint(cls, uri: str) -> GradCam:
@@ -138,14 +141,21 @@ class GradCam:
         """Grad-CAM of ``img``; with ``encoded`` (its bytes) the model input is decoded as the server does."""
         if target is not None and target not in self.labels:
             raise ValueError(f"target {target!r} is not one of {self.labels}")
-        mean, std = self.meta["mean"], self.meta["std"]
-        if encoded is not None:
-            arr = imaging.model_input_from_bytes(encoded, self.size, mean, std)
-        else:
-            arr = imaging.to_model_input(img, self.size, mean, std)
-        x = torch.from_numpy(arr)[None]
+        mean, std, pre = self.meta["mean"], self.meta["std"], self.preprocess
+        # decoded as the server decodes the bytes; without them, the image as given
+        seen = crops.decode(encoded, pre, self.size) if encoded is not None else img.convert("RGB")
+        arr = crops.model_inputs(seen, pre, self.size, mean, std)
         tidx = None if target is None else self.labels.index(target)
-        heat, probs = grad_cam(self.model, x, tidx, self.rule)
+        if not pre.crops:
+            heat, probs = grad_cam(self.model, torch.from_numpy(arr), tidx, self.rule)
+        else:  # explain the crop the verdict leans on most (highest fake score); report the image's
+            with torch.no_grad():  # probabilities, aggregated over its crops as served
+                crop_probs = torch.softmax(self.model(torch.from_numpy(arr)), dim=1).numpy()
+            k = int(np.argmax(self.rule.fake_score(crop_probs)))
+            heat, _ = grad_cam(self.model, torch.from_numpy(arr[k : k + 1]), tidx, self.rule)
+            owner = np.zeros(len(crop_probs), np.int64)
+            probs = crops.aggregate(crop_probs, owner, 1, pre.aggregate, self.rule)[0]
+            img = Image.fromarray(crops.grid_crops(seen, pre)[k])
         (label,) = self.rule.names(self.rule.decide(np.asarray(probs)[None]))
         return Explanation(
             label=label,

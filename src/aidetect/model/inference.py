@@ -42,6 +42,16 @@ def predict_probs(
     return np.concatenate(probs), np.concatenate(targets)
 
 
+def predict_images(
+    model: nn.Module, loader: Any, device: torch.device = CPU, amp: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image probabilities ``[N, C]`` and targets: :func:`predict_probs`, then the loader's
+    ``regroup`` (a crops loader folds its crop rows into one row per image) where it has one."""
+    probs, targets = predict_probs(model, loader, device, amp)
+    regroup = getattr(loader, "regroup", None)
+    return regroup(probs, targets) if regroup is not None else (probs, targets)
+
+
 def predict_array(model: nn.Module, x: np.ndarray, batch: int = 64) -> np.ndarray:
     """Softmax probabilities for a ready float32 model input ``[N, 3, S, S]`` (ONNX parity checks)."""
     tensor = torch.from_numpy(x)

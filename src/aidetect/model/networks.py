@@ -1,4 +1,5 @@
-"""Model architectures: a compact CNN built for small images, plus torchvision backbones.
+"""Model architectures: a compact CNN built for small images, a forensic CNN for native-resolution
+crops (fixed residual / wavelet front end), plus torchvision backbones.
 
 ``build_model(arch, num_classes, input_size)`` returns an ``nn.Module`` mapping float32
 ``[N, 3, input_size, input_size]`` (normalised by ``aidetect.data.imaging``) to logits ``[N, num_classes]``.
@@ -49,6 +50,17 @@ class ResidualBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
+def _pooled_head(net: nn.Module, layers: list[nn.Module], c: int, num_classes: int, dropout: float) -> None:
+    """``net.features`` (the layers), global average pooling, dropout and a linear classifier; He init."""
+    net.features = nn.Sequential(*layers)
+    net.pool = nn.AdaptiveAvgPool2d(1)
+    net.dropout = nn.Dropout(dropout)
+    net.fc = nn.Linear(c, num_classes)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
 class CompactNet(nn.Module):
     """A small ResNet for detecting generation artefacts.
 
@@ -81,13 +93,7 @@ class CompactNet(nn.Module):
             for j in range(n):
                 layers.append(ResidualBlock(c, w, stride=s if j == 0 else 1))
                 c = w
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(c, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        _pooled_head(self, layers, c, num_classes, dropout)
         for m in self.modules():  # zero-init the last BN of each block: blocks start as identity
             if isinstance(m, ResidualBlock):
                 nn.init.zeros_(m.bn2.weight)
@@ -95,6 +101,85 @@ class CompactNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.features(x)).flatten(1)
         return self.fc(self.dropout(x))
+
+
+class ResidualFrontEnd(nn.Module):
+    """Fixed high-pass views of the input (no weights: constants of the exported ONNX graph).
+
+    - NPR (neighbouring-pixel residuals, Tan et al. 2024): ``x`` minus its 2x nearest-neighbour
+      up-sampled sub-sample; generators up-sample, which leaves correlations between neighbouring
+      pixels that real cameras do not. ``[N, 3, S, S]``.
+    - Haar wavelet high bands (SAFE, Li et al. 2024): LH, HL and HH of each channel at half
+      resolution, as one fixed grouped stride-2 convolution. ``[N, 9, S/2, S/2]``.
+
+    ``S`` must be even; crops models use multiples of 8, aligned to the image's 8 px grid.
+    """
+
+    HAAR_HIGH = (
+        ((0.5, 0.5), (-0.5, -0.5)),  # LH: horizontal detail
+        ((0.5, -0.5), (0.5, -0.5)),  # HL: vertical detail
+        ((0.5, -0.5), (-0.5, 0.5)),  # HH: diagonal detail
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        bands = torch.tensor(self.HAAR_HIGH, dtype=torch.float32)[:, None]  # [3, 1, 2, 2]
+        self.register_buffer("haar", bands.repeat(3, 1, 1, 1), persistent=False)  # [9, 1, 2, 2]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        up = nn.functional.interpolate(x[:, :, ::2, ::2], scale_factor=2.0, mode="nearest")
+        npr = x - up
+        bands = nn.functional.conv2d(x, self.haar, stride=2, groups=3)
+        return npr, bands
+
+
+def _conv_bn(c_in: int, c_out: int, k: int, stride: int) -> nn.Sequential:
+    conv = nn.Conv2d(c_in, c_out, k, stride, (k - 1) // 2, bias=False)
+    return nn.Sequential(conv, nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class ForensicNet(nn.Module):
+    """A compact from-scratch detector for native-resolution crops: :class:`ResidualFrontEnd`, then a
+    small strided CNN on the residuals only (image content reaches the network only through high-pass
+    filters, which keeps it from learning the subject matter of a class).
+
+    The NPR residual enters through a learned 2x2 stride-2 convolution (each output sees one 2x2
+    up-sampling cell), is joined with the Haar bands at half resolution, then stride-2 stages and global
+    average pooling (any even input size works).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        stem: int = 16,
+        widths: tuple[int, ...] = (32, 48, 96),
+        blocks: tuple[int, ...] = (0, 1, 1),
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.front = ResidualFrontEnd()
+        self.npr_stem = nn.Conv2d(3, stem, 2, 2, bias=False)
+        self.join = nn.Sequential(nn.BatchNorm2d(stem + 9), nn.ReLU(inplace=True))
+        layers: list[nn.Module] = []
+        c = stem + 9
+        for w, n in zip(widths, blocks, strict=True):
+            layers += [_conv_bn(c, w, 3, 2)] if n == 0 else [ResidualBlock(c, w, 2)]
+            layers += [ResidualBlock(w, w) for _ in range(max(0, n - 1))]
+            c = w
+        _pooled_head(self, layers, c, num_classes, dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        npr, bands = self.front(x)
+        x = self.join(torch.cat([self.npr_stem(npr), bands], dim=1))
+        x = self.pool(self.features(x)).flatten(1)
+        return self.fc(self.dropout(x))
+
+
+# forensic variants: (npr stem width, stage widths, blocks per stage: 0 = one plain strided conv)
+_FORENSIC: dict[str, tuple[int, tuple[int, ...], tuple[int, ...]]] = {
+    "forensic_s": (16, (32, 48, 96), (0, 1, 1)),
+    "forensic_m": (24, (48, 96, 192), (0, 1, 1)),
+}
 
 
 class FlipAveraged(nn.Module):
@@ -129,12 +214,12 @@ def _torchvision_model(arch: str, num_classes: int) -> nn.Module:
 
 def available_archs() -> list[str]:
     """Every name ``build_model`` accepts."""
-    return sorted(_COMPACT) + list(TORCHVISION_ARCHS)
+    return sorted(_COMPACT) + sorted(_FORENSIC) + list(TORCHVISION_ARCHS)
 
 
 def check_arch(arch: str, field: str = "arch") -> None:
     """Raise :class:`ConfigError` naming ``field`` when ``arch`` is unknown."""
-    if arch not in _COMPACT and arch not in TORCHVISION_ARCHS:
+    if arch not in _COMPACT and arch not in _FORENSIC and arch not in TORCHVISION_ARCHS:
         raise ConfigError(f"{field}: unknown model {arch!r} (known: {', '.join(available_archs())})")
 
 
@@ -171,6 +256,11 @@ def build_model(arch: str, num_classes: int, input_size: int, weights: str | Non
     if arch in _COMPACT:
         stem, widths, blocks, strides = _COMPACT[arch]
         model: nn.Module = CompactNet(num_classes, input_size, stem, widths, blocks, strides)
+    elif arch in _FORENSIC:
+        if input_size % 8:
+            raise ConfigError(f"input_size: {arch} needs a multiple of 8 px, got {input_size}")
+        f_stem, f_widths, f_blocks = _FORENSIC[arch]
+        model = ForensicNet(num_classes, f_stem, f_widths, f_blocks)
     else:
         model = _torchvision_model(arch, num_classes)
     if weights:

@@ -4,7 +4,8 @@ Variants: ``fp32`` (the exported ONNX graph), ``fp32-opt`` (onnxruntime's offlin
 and ``int8`` (static QDQ quantisation calibrated on validation images). Each is checked against the
 torch model on validation data (accuracy difference at most ``max_accuracy_drop`` points; the largest
 probability difference is reported) and timed on this CPU; the fastest that passes becomes
-``model.onnx`` in the bundle. Preprocessing goes through :mod:`aidetect.data.imaging` only.
+``model.onnx`` in the bundle. Preprocessing goes through :mod:`aidetect.data.crops` only (the
+checkpoint's ``preprocess``, copied into ``bundle.json``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from aidetect.data import imaging
+from aidetect.data import crops
+from aidetect.data.crops import PreprocessSpec
 from aidetect.decision import DecisionSpec, softmax
 from aidetect.errors import DataError
 from aidetect.model.inference import predict_array
@@ -188,13 +190,17 @@ def time_variant(path: Path, input_size: int, repeats: int = 50) -> tuple[float,
 
 
 def preprocess_images(
-    images: Sequence[bytes], input_size: int, mean: Sequence[float], std: Sequence[float]
+    images: Sequence[bytes],
+    input_size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    preprocess: PreprocessSpec | None = None,
 ) -> np.ndarray:
-    """Encoded images -> float32 [N,3,S,S] through the shared imaging path."""
-    x = np.empty((len(images), 3, input_size, input_size), np.float32)
-    for i, data in enumerate(images):
-        x[i] = imaging.model_input_from_bytes(data, input_size, mean, std)
-    return x
+    """Encoded images -> float32 [K,3,S,S] through the shared path (:mod:`aidetect.data.crops`): one
+    input per image for ``resize``, every crop of every image's grid (in order) for ``crops``."""
+    pre = (preprocess or PreprocessSpec()).resolved(input_size)
+    x = [crops.inputs_from_bytes(data, pre, input_size, mean, std) for data in images]
+    return np.concatenate(x) if x else np.zeros((0, 3, input_size, input_size), np.float32)
 
 
 def validation_data(
@@ -217,9 +223,12 @@ def validation_data(
         pick.sort()
     else:
         pick = np.arange(len(images))
-    y = np.array([index[rows["label"].iloc[i]] for i in pick])
-    x = preprocess_images([images[i] for i in pick], int(meta["input_size"]), meta["mean"], meta["std"])
-    return x, y
+    size, pre = int(meta["input_size"]), PreprocessSpec.from_meta(meta)
+    # parity is checked on what the graph is fed: for a crops model every crop, with its image's label
+    per_image = [crops.inputs_from_bytes(images[i], pre, size, meta["mean"], meta["std"]) for i in pick]
+    labels_of = [index[rows["label"].iloc[i]] for i in pick]
+    y = np.concatenate([np.full(len(a), t) for a, t in zip(per_image, labels_of, strict=True)])
+    return np.concatenate(per_image), y
 
 
 def evaluate_variants(
@@ -345,6 +354,7 @@ def optimize(
             output_name=OUTPUT_NAME,
             variant=report.chosen,
             dataset_version=str(dataset_version),
+            preprocess=PreprocessSpec.from_meta(meta).to_meta(),
             extra={"optimize": report.to_dict(), "arch": meta.get("arch", "")},
         )
         write_bundle(out_dir, paths[report.chosen].read_bytes(), spec)

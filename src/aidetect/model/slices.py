@@ -1,5 +1,5 @@
 """Evaluation slices: groups of the evaluation rows (content class, source, resolution) and
-perturbations made on the fly (re-JPEG, downscale, blur), each with its own metrics."""
+perturbations made on the fly (re-JPEG, downscale, blur, an upload pipeline), each with its own metrics."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from aidetect.model.augment import blur, jpeg_reencode, rescale
+from aidetect.model.augment import blur, jpeg_reencode, limit_side, rescale
 from aidetect.model.config import GROUP_COLUMNS, PERTURBATION_NAMES, SlicesConfig
 
 PERTURBATIONS: dict[str, Callable[[Image.Image], Image.Image]] = {
@@ -17,6 +17,7 @@ PERTURBATIONS: dict[str, Callable[[Image.Image], Image.Image]] = {
     "jpeg_q75": lambda img: jpeg_reencode(img, 75),
     "downscale_x2": lambda img: rescale(img, 0.5, back=False),
     "blur": lambda img: blur(img, 1.0),
+    "upload_1080_q85": lambda img: jpeg_reencode(limit_side(img, 1080), 85),
 }
 assert tuple(PERTURBATIONS) == PERTURBATION_NAMES, "the config's perturbation names and these must match"
 

@@ -34,8 +34,8 @@ from aidetect.errors import AidetectError, DataError
 from aidetect.model.augment import Augmenter
 from aidetect.model.checkpoint import save_checkpoint, unwrap
 from aidetect.model.config import TrainConfig
-from aidetect.model.data import ImageDataset, SplitData, epoch_batches, load_split
-from aidetect.model.inference import autocast, predict_probs
+from aidetect.model.data import ImageDataset, SplitData, epoch_batches, load_split, predict_loader
+from aidetect.model.inference import autocast, predict_images
 from aidetect.model.lineage import git_commit, read_json, write_json
 from aidetect.model.metrics import classification_metrics
 from aidetect.model.networks import build_model, count_parameters, with_flip_average
@@ -317,7 +317,7 @@ def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = Fa
         "threshold": 0.5,
         "threshold_policy": "default",
         "dataset_version": version_id,
-        "preprocess": "aidetect.data.imaging.model_input_from_bytes",
+        "preprocess": cfg.preprocess.resolved(cfg.input_size).to_meta(),
         "flip_average": cfg.flip_average,
     }
     tracker = _Tracker(cfg.track and d.main)
@@ -342,13 +342,27 @@ def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = Fa
         )
     augment = Augmenter(cfg.augment)
     train_ds = ImageDataset(
-        train_set.images, train_set.targets, cfg.input_size, cfg.mean, cfg.std, augment, cfg.seed
+        train_set.images,
+        train_set.targets,
+        cfg.input_size,
+        cfg.mean,
+        cfg.std,
+        augment,
+        cfg.seed,
+        preprocess=cfg.preprocess,
     )
-    val_ds = ImageDataset(val_set.images, val_set.targets, cfg.input_size, cfg.mean, cfg.std)
-    # loaders get their own generator: creating an iterator must not consume the global RNG, or a resumed
-    # run would draw different dropout masks than an uninterrupted one
-    val_loader = torch.utils.data.DataLoader(
-        val_ds, batch_size=256, num_workers=cfg.num_workers, generator=torch.Generator().manual_seed(cfg.seed)
+    # an ordered loader with its own generator (see predict_loader); crops models are validated on
+    # their crop grids, aggregated as served
+    val_loader = predict_loader(
+        val_set,
+        cfg.input_size,
+        cfg.mean,
+        cfg.std,
+        256,
+        seed=cfg.seed,
+        preprocess=cfg.preprocess,
+        rule=rule,
+        num_workers=cfg.num_workers,
     )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     use_amp = device.type == "cuda" and cfg.amp
@@ -488,7 +502,7 @@ def _run_epoch(
 def _validate(
     model: nn.Module, loader: Any, device: torch.device, rule: DecisionSpec, amp: bool, flip_average: bool
 ) -> dict[str, float]:
-    probs, targets = predict_probs(with_flip_average(unwrap(model), flip_average), loader, device, amp)
+    probs, targets = predict_images(with_flip_average(unwrap(model), flip_average), loader, device, amp)
     m = classification_metrics(probs, targets, rule)
     eps = 1e-7
     nll = float(-np.log(np.clip(probs[np.arange(len(targets)), targets], eps, 1.0)).mean())

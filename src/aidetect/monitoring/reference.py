@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from aidetect import storage
+from aidetect.data import crops
 from aidetect.data.features import FEATURE_COLUMNS, image_features
-from aidetect.data.imaging import ImageDecodeError, decode_rgb, model_input_from_bytes
+from aidetect.data.imaging import ImageDecodeError, decode_rgb
 from aidetect.decision import DecisionSpec
 from aidetect.errors import DataError, ServiceUnavailableError, StorageError
 
@@ -57,12 +58,16 @@ class BundleScorer:
         self._classify = OnnxClassifier(bundle)
 
     def predict(self, encoded: Sequence[bytes]) -> np.ndarray:
-        s = self.spec
+        s, pre = self.spec, self.spec.preprocess_spec
         out = []
         for i in range(0, len(encoded), self.batch_size):
             chunk = encoded[i : i + self.batch_size]
-            x = np.stack([model_input_from_bytes(b, s.input_size, s.mean, s.std) for b in chunk])
-            out.append(self._classify(x))
+            per_image = [crops.inputs_from_bytes(b, pre, s.input_size, s.mean, s.std) for b in chunk]
+            probs = self._classify(np.concatenate(per_image))
+            if pre.crops:  # the crop rows of each image, aggregated as the server does
+                owner = crops.owners([len(a) for a in per_image])
+                probs = crops.aggregate(probs, owner, len(chunk), pre.aggregate, self.rule)
+            out.append(probs)
         return np.concatenate(out) if out else np.zeros((0, len(self.labels)), np.float32)
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from aidetect import storage
+from aidetect.data.crops import PreprocessSpec
 from aidetect.decision import DecisionSpec
-from aidetect.errors import DataError, StorageError
+from aidetect.errors import ConfigError, DataError, StorageError
 from aidetect.refs import ModelRef
 
 BUNDLE_FILE = "bundle.json"
@@ -48,6 +49,13 @@ class BundleSpec:
     # (aidetect.data.text.encode) instead of images (input_size, mean and std are then unused)
     modality: str = "image"
     max_len: int = 0
+    # how an image becomes model input (aidetect.data.crops.PreprocessSpec): resize (default, every
+    # older bundle) or native-resolution crops aggregated into one score
+    preprocess: dict[str, Any] = field(default_factory=lambda: {"mode": "resize"})
+
+    @property
+    def preprocess_spec(self) -> PreprocessSpec:
+        return PreprocessSpec.from_meta({"preprocess": self.preprocess, "input_size": self.input_size})
 
     @property
     def decision(self) -> DecisionSpec:
@@ -65,6 +73,10 @@ class BundleSpec:
             raise DataError(f"{BUNDLE_FILE}: a text bundle needs max_len (bytes the model reads) >= 1")
         if self.modality == "image" and (self.input_size < 1 or len(self.mean) != 3 or len(self.std) != 3):
             raise DataError(f"{BUNDLE_FILE}: input_size, mean and std (3 values each) are required")
+        try:
+            self.preprocess_spec  # noqa: B018 - parsed to check it
+        except (ConfigError, TypeError, ValueError) as exc:
+            raise DataError(f"{BUNDLE_FILE}: {exc}") from None
         try:
             self.real_label = self.decision.real_label
         except DataError as exc:  # labels, real_label or threshold
