@@ -4,8 +4,13 @@ Three inputs are accepted (exactly one per request):
 
 - ``image``  BYTES ``[N]``: encoded images (JPEG, PNG, WebP...), one element per image. Over REST JSON
   the elements are base64 strings; over gRPC and the binary tensor extension they are raw bytes.
-- ``pixels`` UINT8 ``[N, H, W, 3]``: RGB pixels, resized and centre-cropped like decoded images.
-- ``tensor`` FP32 ``[N, 3, S, S]``: already normalised model input (S = the bundle's input size).
+- ``pixels`` UINT8 ``[N, H, W, 3]``: RGB pixels, preprocessed like decoded images.
+- ``tensor`` FP32 ``[N, 3, S, S]``: already normalised model input (S = the bundle's input size; for a
+  ``crops`` bundle, one crop per image).
+
+Images become model input by the bundle's ``preprocess`` (:mod:`aidetect.data.crops`): ``resize`` gives
+one row of ``x`` per image; ``crops`` gives each image's crop grid, ``Batch.owner`` naming the image of
+each row (the predictor aggregates the crop probabilities into one row per image).
 
 Every refusal is a :class:`RejectedInput` (a KServe ``InvalidInput``: HTTP 400, gRPC INVALID_ARGUMENT)
 naming the input and, where it applies, the element index.
@@ -24,7 +29,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from aidetect.data import imaging
+from aidetect.data import crops, imaging
+from aidetect.data.crops import PreprocessSpec
 from aidetect.serving.kserve_compat import InferInput, InvalidInput, raw_bytes
 from aidetect.serving.logs import printable
 
@@ -53,16 +59,24 @@ class Preprocess:
     input_size: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    spec: PreprocessSpec = field(default_factory=PreprocessSpec)
 
 
 @dataclass
 class Batch:
     """Model input plus what the inference log needs per image."""
 
-    x: np.ndarray  # float32 [N, 3, S, S]
+    x: np.ndarray  # float32 [N, 3, S, S]; a crops bundle: [K, 3, S, S], all crops of all images
     # as received (RGB), for features; None where only ``encoded`` is kept (decoded when logged)
     images: Sequence[Image.Image | None] = field(default_factory=list)
     encoded: Sequence[bytes | None] = field(default_factory=list)
+    owner: np.ndarray | None = None  # crops: the image index of each row of ``x``; None: row = image
+
+
+def _stack(per_image: list[np.ndarray], pre: Preprocess) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-image model inputs ``[K_i, 3, S, S]`` -> ``x`` and, for crops, the image of each row."""
+    x = np.concatenate(per_image)
+    return x, crops.owners([len(a) for a in per_image]) if pre.spec.crops else None
 
 
 def split_bytes_tensor(raw: bytes | memoryview, name: str) -> list[bytes]:
@@ -210,16 +224,19 @@ def decode_images(inp: InferInput, pre: Preprocess, limits: Limits) -> Batch:
     if len(elements) != shape[0]:
         msg = f"input '{inp.name}': shape says {shape[0]} elements but the data holds {len(elements)}"
         raise RejectedInput(msg, "bad_shape")
-    x = np.empty((len(elements), 3, pre.input_size, pre.input_size), np.float32)
+    per_image = []
     for i, data in enumerate(elements):
         try:
-            x[i] = imaging.model_input_from_bytes(
-                data, pre.input_size, pre.mean, pre.std, limits.max_image_pixels
+            per_image.append(
+                crops.inputs_from_bytes(
+                    data, pre.spec, pre.input_size, pre.mean, pre.std, limits.max_image_pixels
+                )
             )
         except imaging.ImageDecodeError as exc:
             raise RejectedInput(f"input '{inp.name}' element {i}: {exc}", exc.reason) from None
+    x, owner = _stack(per_image, pre)
     # decoded only as finely as the model needs: the inference log decodes its own full-size copy
-    return Batch(x=x, images=[None] * len(elements), encoded=list(elements))
+    return Batch(x=x, images=[None] * len(elements), encoded=list(elements), owner=owner)
 
 
 def decode_pixels(inp: InferInput, pre: Preprocess, limits: Limits) -> Batch:
@@ -236,11 +253,11 @@ def decode_pixels(inp: InferInput, pre: Preprocess, limits: Limits) -> Batch:
         raise RejectedInput(msg, "too_large")
     pixels = _numeric(inp, np.uint8, shape)
     images = [Image.fromarray(np.ascontiguousarray(pixels[i]), "RGB") for i in range(n)]
-    if (h, w) == (pre.input_size, pre.input_size):
-        x = imaging.normalize(pixels, pre.mean, pre.std)
-    else:
-        x = np.stack([imaging.to_model_input(img, pre.input_size, pre.mean, pre.std) for img in images])
-    return Batch(x=x, images=images, encoded=[None] * n)
+    if (h, w) == (pre.input_size, pre.input_size):  # exactly one crop / the model input itself
+        return Batch(x=imaging.normalize(pixels, pre.mean, pre.std), images=images, encoded=[None] * n)
+    per_image = [crops.model_inputs(img, pre.spec, pre.input_size, pre.mean, pre.std) for img in images]
+    x, owner = _stack(per_image, pre)
+    return Batch(x=x, images=images, encoded=[None] * n, owner=owner)
 
 
 def decode_tensor(inp: InferInput, pre: Preprocess, limits: Limits) -> Batch:

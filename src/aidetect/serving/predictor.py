@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 import numpy as np
 from grpc_interceptor.exceptions import GrpcException
 
+from aidetect.data import crops
 from aidetect.serving import metrics
 from aidetect.serving.bundle import Bundle
 from aidetect.serving.classifier import OnnxClassifier
@@ -63,6 +64,7 @@ log = logging.getLogger(__name__)
 
 PROBABILITIES, LABEL, PROBABILITY_FAKE = "probabilities", "label", "probability_fake"
 T = TypeVar("T")
+CROP_CHUNK = 64  # crops per onnxruntime call for a crops bundle
 
 
 class InjectedFault(RuntimeError):
@@ -113,7 +115,9 @@ class AidetectPredictor(Model):
         self.cfg = cfg
         self.decision = bundle.spec.decision
         self.limits = Limits(max_batch=cfg.max_batch, max_image_pixels=cfg.max_image_pixels)
-        self.pre = Preprocess(self.spec.input_size, tuple(self.spec.mean), tuple(self.spec.std))
+        self.pre = Preprocess(
+            self.spec.input_size, tuple(self.spec.mean), tuple(self.spec.std), self.spec.preprocess_spec
+        )
         self.guard = guard
         self.inflight = InflightLimit(cfg.max_inflight_requests)  # REST: the guard middleware enforces it
         self.inference_log = inference_log
@@ -283,8 +287,20 @@ class AidetectPredictor(Model):
         await self._inject_faults()
         if self.classifier is None:
             raise RuntimeError("predict before load()")
-        probs = await self._off_loop(self.classifier, payload.batch.x)
+        probs = await self._off_loop(self.score, payload.batch)
         return Scored(payload.request, payload.batch, probs)
+
+    def score(self, batch: Any) -> np.ndarray:
+        """Probabilities ``[N, C]``: the graph on ``batch.x`` (crops: in chunks of :data:`CROP_CHUNK`
+        rows, bounding activation memory), then a crops bundle's rows aggregated into one per image."""
+        assert self.classifier is not None
+        owner = getattr(batch, "owner", None)
+        if owner is None:
+            return self.classifier(batch.x)
+        x = batch.x
+        probs = np.concatenate([self.classifier(x[i : i + CROP_CHUNK]) for i in range(0, len(x), CROP_CHUNK)])
+        n = int(owner[-1]) + 1
+        return crops.aggregate(probs, owner, n, self.pre.spec.aggregate, self.decision)
 
     async def postprocess(
         self,
