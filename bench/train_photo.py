@@ -150,7 +150,7 @@ def main() -> int:
     p.add_argument("--preset", default="photo-forensic-cpu")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lofo", action="store_true", help="also leave each family out (two more trainings)")
-    p.add_argument("--lofo-epochs", type=int, default=12)
+    p.add_argument("--lofo-epochs", type=int, default=6)
     p.add_argument("--resume", action="store_true")
     args = p.parse_args()
 
