@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,53 @@ def test_pinned_schemas_reject_a_field_the_release_does_not_know(tmp_path: Path)
     docs[0]["spec"]["explainer"]["storageUriz"] = []
     errors = r.validate_documents(docs, dirs=[_as_group_dir(schemas, tmp_path)]).errors
     assert any("storageUriz" in e for e in errors), errors
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", version)[:3])
+
+
+def autoscaling_problems(isvc: dict, kserve_version: str) -> list[str]:
+    """What the pinned KServe's admission webhook refuses in the autoscaling settings. From 0.16 the
+    deployment mode "RawDeployment" is named "Standard", and cpu/memory scaleMetric (HPA) passes only with
+    deploymentMode Standard and autoscalerClass hpa; anything else is checked by Knative's rules (concurrency,
+    rps), which refuse cpu and memory."""
+    notes = isvc["metadata"].get("annotations") or {}
+    mode, autoscaler = (
+        notes.get("serving.kserve.io/deploymentMode"),
+        notes.get("serving.kserve.io/autoscalerClass"),
+    )
+    hpa_mode = "Standard" if _release(kserve_version) >= (0, 16) else "RawDeployment"
+    out = []
+    for component in ("predictor", "explainer", "transformer"):
+        metric = (isvc["spec"].get(component) or {}).get("scaleMetric")
+        if metric in ("cpu", "memory") and (mode, autoscaler) != (hpa_mode, "hpa"):
+            out.append(
+                f"{isvc['metadata']['name']} {component}: KServe {kserve_version} refuses {metric} scaling "
+                f"with deploymentMode {mode} / autoscalerClass {autoscaler} (needs {hpa_mode} / hpa)"
+            )
+    return out
+
+
+@pytest.mark.parametrize("env", OVERLAYS)
+def test_autoscaling_passes_the_pinned_releases_admission(env: str) -> None:
+    (isvc,) = [d for d in r.render(MANIFESTS / "overlays" / env) if d["kind"] == "InferenceService"]
+    assert autoscaling_problems(isvc, _versions()["kserve_chart"]) == []
+
+
+def test_autoscaling_check_knows_the_016_rename() -> None:
+    isvc = {
+        "metadata": {
+            "name": "x",
+            "annotations": {
+                "serving.kserve.io/deploymentMode": "RawDeployment",
+                "serving.kserve.io/autoscalerClass": "hpa",
+            },
+        },
+        "spec": {"predictor": {"scaleMetric": "cpu"}},
+    }
+    assert autoscaling_problems(isvc, "v0.15.2") == []
+    assert len(autoscaling_problems(isvc, "v0.16.0")) == 1
 
 
 def _istio_cni_enabled() -> bool:

@@ -5,8 +5,8 @@
   terminates TLS with the Terraform certificate, and the gateway serves the Terraform hostname, not `*`;
 - every environment has a route (VirtualService) for its hostname;
 - NetworkPolicies are enforced (VPC CNI network-policy agent), and the private API endpoint has a way in;
-- the serving objects do not rely on what RawDeployment ignores, PodDisruptionBudgets let a node drain,
-  and the Applications keep retrying until the CRDs they need exist.
+- the serving objects do not rely on what Standard (raw) deployment ignores, PodDisruptionBudgets let a
+  node drain, and the Applications keep retrying until the CRDs they need exist.
 """
 
 from __future__ import annotations
@@ -156,10 +156,13 @@ def test_serving_objects_rely_on_nothing_raw_deployment_ignores_and_let_nodes_dr
     for env in OVERLAYS:
         docs = _overlay(env)
         (isvc,) = [d for d in docs if d["kind"] == "InferenceService"]
-        assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
+        assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] in (
+            "Standard",
+            "RawDeployment",
+        )
         for component in ("predictor", "explainer"):
             spec = isvc["spec"][component]
-            # Knative's queue-proxy enforces these; RawDeployment's plain Deployments do not
+            # Knative's queue-proxy enforces these; Standard mode's plain Deployments do not
             assert not {"containerConcurrency", "timeout"} & set(spec), (env, component)
         (pdb,) = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
         replicas = isvc["spec"]["predictor"]["minReplicas"]
