@@ -250,7 +250,7 @@ def summary(results: dict[str, Any]) -> str:
             f"| {arch} | {r['test']['roc_auc']:.4f} | {r['test']['accuracy']:.4f} | "
             f"{ho.get('domain_auc_mean', float('nan')):.4f} / "
             f"{ho.get('domain_auc_min', float('nan')):.4f} | {rec} | "
-            f"{v['latency_ms_batch1']:.3f} ms | {v['texts_per_s_batch32_1thread']:.0f} |"
+            f"{v['latency_ms_batch1']:.3f} ms | {v['throughput_batch32']:.0f} |"
         )
         for g, m in ho.get("generators", {}).items():
             lines.append(f"|  leave-one-generator-out {g} | {m['auc']:.4f} | | | | | |")

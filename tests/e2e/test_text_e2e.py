@@ -14,14 +14,9 @@ import pytest
 import tritonclient.http as th
 from tritonclient.utils import InferenceServerException
 
+from aidetect import flows
 from aidetect.data.text.demo import generate_text_demo
 from aidetect.data.text.features import TEXT_FEATURE_COLUMNS
-from aidetect.data.text.validation import validate_text_version
-from aidetect.data.text.versions import ingest_text, open_text_version
-from aidetect.model.text.bundle import optimize_text, register_text
-from aidetect.model.text.config import load_text_eval_config, load_text_gates_config, load_text_train_config
-from aidetect.model.text.evaluate import evaluate_text
-from aidetect.model.text.train import train_text
 from tests.helpers.serving import aidetect_serve
 
 NAME = "text-e2e"
@@ -35,20 +30,18 @@ def _infer(client: th.InferenceServerClient, texts: list[bytes], binary: bool = 
 
 @pytest.mark.slow
 def test_text_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stores = flows.Stores(model_name=NAME)
     src = generate_text_demo(tmp_path / "demo.csv", n_groups=120)
-    version = open_text_version(ingest_text(str(src)).version_id)
-    assert validate_text_version(version).success
-    model_dir = train_text(version, tmp_path / "model", load_text_train_config())
-    report = evaluate_text(
-        model_dir,
-        version,
-        model_dir / "eval",
-        eval_cfg=load_text_eval_config(),
-        gates_cfg=load_text_gates_config(),
-    )
-    assert report["passed"], report["gates"]["failures"]
-    optimize_text(model_dir / "eval", version, tmp_path / "bundle")
-    info = register_text(model_dir, tmp_path / "bundle", version, model_name=NAME)
+    dataset = flows.ingest(str(src), stores).dataset
+    assert dataset.open().meta["modality"] == "text"
+    assert flows.validate(dataset, stores, out=str(tmp_path / "validation")).result.success
+    model, _ = flows.train(dataset, stores, tmp_path / "model", preset="tfidf_lr")
+    evaluation = flows.evaluate(model, stores)
+    assert evaluation.passed, evaluation.failures
+    bundle = flows.optimize(model, stores, tmp_path / "bundle")
+    assert bundle.report["variants"][0]["max_probability_diff"] < 1e-4
+    info = flows.register(model, stores)
+    assert info.tags["modality"] == "text" and "candidate" in info.aliases
 
     log_dir = tmp_path / "inference-log"
     monkeypatch.setenv("AIDETECT_SERVING__INFERENCE_LOG_URI", str(log_dir))

@@ -48,7 +48,10 @@ def ingest(
     duplicates: str | None,
     max_corrupt_fraction: float | None,
 ) -> None:
-    """Ingest SOURCE (folder, .zip, .parquet file/folder, or s3://...) into a dataset version."""
+    """Ingest SOURCE (folder, .zip, .parquet file/folder, or s3://...) into a dataset version.
+
+    Labelled texts (.csv, .jsonl, or .parquet with a text column) become a text dataset version
+    (configs/text_data.yaml)."""
     from aidetect import flows
     from aidetect.data.config import load_data_config
     from aidetect.data.versions import version_counts_table
@@ -58,9 +61,10 @@ def ingest(
     state = "created" if result.created else "already exists (nothing written)"
     click.echo(f"dataset version {result.version_id} {state}")
     click.echo(f"  uri: {result.uri}")
-    click.echo(format_table(version_counts_table(result.counts, cfg.labels), indent=2))
+    labels = list(next(iter(result.counts.values()), {})) or cfg.labels  # the version's own label set
+    click.echo(format_table(version_counts_table(result.counts, labels), indent=2))
     if result.skipped:
-        click.echo(f"  skipped {len(result.skipped)} unreadable images:")
+        click.echo(f"  skipped {len(result.skipped)} unreadable items:")
         for s in result.skipped[:10]:
             click.echo(f"    {s['source']}: {s['reason']}")
         if len(result.skipped) > 10:

@@ -28,6 +28,13 @@ def ingest(source: str, stores: Stores, cfg: Any = None) -> Ingested:
 
     if not source:
         raise AidetectError("the data source is empty: name a folder, zip, parquet file or s3:// prefix")
+    from aidetect.data.text.sources import is_text_data
+
+    if is_text_data(source):  # CSV / JSONL / parquet with a text column: the text modality
+        from aidetect.flows import text
+
+        res = text.ingest(source, stores, cfg)
+        return Ingested(DatasetRef(res.version_id, res.uri, stores.datasets_root), res)
     res = ingest_source(source, root=stores.datasets, config=cfg)
     return Ingested(DatasetRef(res.version_id, res.uri, stores.datasets_root), res)
 
@@ -53,8 +60,12 @@ def validate(
     home's reports folder), and stop on critical failures unless told not to."""
     from aidetect.data.validation import validate_version
     from aidetect.data.validation_report import write_reports
+    from aidetect.flows import text
 
-    result = validate_version(dataset.version_id, stores.datasets, cfg)
+    if text.is_text_dataset(dataset):
+        result = text.validate(dataset, stores, cfg)
+    else:
+        result = validate_version(dataset.version_id, stores.datasets, cfg)
     reports = {k: str(v) for k, v in write_reports(result, out).items()}
     if raise_on_critical:
         result.raise_for_critical()

@@ -58,6 +58,10 @@ def train(
     from aidetect.model.train import train as train_model
 
     stores.activate()
+    from aidetect.flows import text
+
+    if text.is_text_dataset(dataset):
+        return TrainedModel(str(out)), text.train(dataset, out, preset, config_path, overrides)
     cfg = load_train_config(preset or None, config_path, overrides)
     result = train_model(cfg, dataset.open(), out, resume=resume)
     return TrainedModel(str(out)), result
@@ -93,24 +97,29 @@ def evaluate(
     Writes the evaluation folder (default ``<model>/eval``) and, for a tracked run, logs the metrics and
     reports to it. The verdict is in the returned :class:`Evaluation`; raising on failure is the caller's
     choice (``register`` refuses failed evaluations)."""
-    from aidetect import registry
     from aidetect.data.versions import open_version
     from aidetect.model.checkpoint import read_checkpoint
     from aidetect.model.config import load_eval_config, load_gates_config, load_slices_config
     from aidetect.model.evaluate import evaluate as run_evaluation
 
     stores.activate()
+    from aidetect.flows import text
+
+    out_dir = Path(out) if out else Path(model.dir) / EVAL_DIR
+    if out_dir.resolve() == Path(model.dir).resolve():
+        raise AidetectError(
+            "--out must not be the model folder itself (use a subfolder, default <model>/eval)"
+        )
+    if text.is_text_model(model.dir):
+        report = text.evaluate(model, stores, dataset, out_dir, gates, eval_overrides)
+        _log_evaluation(model, out_dir, report, report["dataset_version"])
+        return Evaluation.load(out_dir)
     eval_cfg = load_eval_config(overrides=eval_overrides)
     gates_cfg = load_gates_config(gates)
     slices_cfg = load_slices_config(slices)
     model_file = model.checkpoint
     meta = read_checkpoint(str(model_file))["meta"]
     version = dataset.open() if dataset else open_version(meta.get("dataset_version", ""), stores.datasets)
-    out_dir = Path(out) if out else Path(model.dir) / EVAL_DIR
-    if out_dir.resolve() == Path(model.dir).resolve():
-        raise AidetectError(
-            "--out must not be the model folder itself (use a subfolder, default <model>/eval)"
-        )
     with tempfile.TemporaryDirectory(prefix="aidetect-champion-") as tmp:
         champion = _champion(gates_cfg, stores.name, Path(tmp))
         report = run_evaluation(
@@ -122,17 +131,24 @@ def evaluate(
             gates_cfg=gates_cfg,
             champion=champion,
         )
+    _log_evaluation(model, out_dir, report, version.version_id)
+    return Evaluation.load(out_dir)
+
+
+def _log_evaluation(model: TrainedModel, out_dir: Path, report: dict[str, Any], dataset_version: str) -> None:
+    """Metrics, gate status and reports into the training run (when it was tracked)."""
+    from aidetect import registry
+
     run_file = Path(model.dir) / "run.json"
     run_id = read_json(run_file).get("run_id") if run_file.exists() else None
     if run_id:
         registry.log_metrics(run_id, {f"eval_{k}": report["metrics"][k] for k in EVAL_METRICS})
         registry.set_run_tags(
-            run_id, {"gate_status": report["gate_status"], "eval_dataset_version": version.version_id}
+            run_id, {"gate_status": report["gate_status"], "eval_dataset_version": dataset_version}
         )
         for f in ("gate_report.json", "gate_report.md", "metrics.json"):
             registry.log_artifacts(run_id, out_dir / f, "reports")
         registry.log_artifacts(run_id, out_dir / "plots", "plots")
-    return Evaluation.load(out_dir)
 
 
 # -- optimize ----------------------------------------------------------------------------------------
@@ -160,6 +176,15 @@ def optimize(
     from aidetect.model.optimize import optimize as build_bundle
 
     stores.activate()
+    from aidetect.flows import text
+
+    folder = model.dir if isinstance(model, (Evaluation, TrainedModel)) else model
+    if text.is_text_model(folder):
+        eval_dir = Path(folder) if isinstance(model, Evaluation) else Path(folder) / EVAL_DIR
+        ref = text.optimize(eval_dir, stores, out, dataset)
+        if (Path(folder) / "run.json").exists():
+            write_json(Path(folder) / OPTIMIZED_FILE, {"bundle": ref.uri, "variant": ref.variant})
+        return ref
     if isinstance(model, Evaluation):
         source = str(model.checkpoint)
     elif isinstance(model, TrainedModel):
@@ -295,6 +320,14 @@ def register(
         )
     stores.activate()
     name = stores.name
+    from aidetect.flows import text
+
+    if text.is_text_model(model.dir):
+        fp = text.fingerprint(run, model, gate_config)
+        found = _existing(name, fp) if idempotent else None
+        pointer = Path(model.dir) / OPTIMIZED_FILE
+        recorded = Path(read_json(pointer)["bundle"]) if pointer.exists() else None
+        return text.register(model, stores, bundle, recorded, alias, fp, found)
     fp = fingerprint(run["dataset_version"], model, gate_config, str(run.get("git_commit", "unknown")))
     if idempotent and (found := _existing(name, fp)) is not None:
         return found

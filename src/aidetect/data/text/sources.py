@@ -52,6 +52,23 @@ def is_text_source(uri: str) -> bool:
     return Path(uri.rstrip("/")).suffix.lower() in KINDS
 
 
+def is_text_data(uri: str, text_column: str = "text") -> bool:
+    """True for CSV and JSONL files, and for a parquet file with a ``text_column`` and no ``image`` one
+    (image parquet files carry an ``image`` struct or binary column)."""
+    if not is_text_source(uri):
+        return False
+    if source_kind(uri) != "parquet":
+        return True
+    try:
+        with storage.local_copy(uri) as path:
+            if path.is_dir():
+                return False
+            names = pq.read_schema(path).names
+    except (OSError, pa.ArrowInvalid, StorageError):
+        return False
+    return text_column in names and "image" not in names
+
+
 def _columns(cfg: TextDataConfig) -> dict[str, str]:
     """role -> column name for the optional columns that are configured."""
     named = {"group": cfg.group_column, "domain": cfg.domain_column, "generator": cfg.generator_column}

@@ -177,8 +177,11 @@ def validate_text_version(
     frame, near = _frame(v, texts, cfg)
     expectations = run_checks(frame, build_text_suite(v.labels, cfg), cfg.examples, index_column="where")
     dup = v.manifest[v.manifest.duplicated("sha256", keep=False)]
+    sizes = dup.groupby("sha256").size()
     duplicates = {
         "policy": cfg.duplicates,
+        "groups": len(sizes),
+        "pairs": int((sizes == 2).sum()),
         "rows": len(dup),
         "extra_copies": int(len(dup) - dup["sha256"].nunique()),
         "examples": [sorted(g) for g in dup.groupby("sha256")["where"].apply(list).head(cfg.examples)],

@@ -53,38 +53,53 @@ def optimize_text(
     eval_dir: str | Path, version: DatasetVersion, out: str | Path, *, max_texts: int = 500
 ) -> dict[str, Any]:
     """Write the bundle into ``out``: onnxruntime's offline-optimized graph, checked against the evaluated
-    graph on up to ``max_texts`` validation texts; returns the optimize report (also ``optimize.json``)."""
+    graph on up to ``max_texts`` validation texts. Returns the optimize report (the image report's schema,
+    :class:`aidetect.model.optimize.OptimizeReport`; also written as ``optimize.json``)."""
     from aidetect.model.evaluate import _publishing
-    from aidetect.model.optimize import optimize_graph
+    from aidetect.model.optimize import OptimizeReport, VariantReport, optimize_graph
 
     eval_dir = Path(eval_dir)
     meta = dict(read_json(eval_dir / "meta.json"))
+    rule = DecisionSpec.from_meta(meta)
     max_len = int(meta["max_len"])
-    texts, _, _ = load_text_split(version, "val", max_texts)
+    texts, targets, _ = load_text_split(version, "val", max_texts)
     if not texts:
-        texts, _, _ = load_text_split(version, "train", max_texts)
+        texts, targets, _ = load_text_split(version, "train", max_texts)
     with _publishing(Path(out)) as stage:
         optimize_graph(eval_dir / "model.onnx", stage / "model.onnx")
         ref = runtime.probabilities(runtime.session(eval_dir / "model.onnx"), texts, max_len)
         fast = runtime.session(stage / "model.onnx", threads=1)
-        diff = float(np.abs(runtime.probabilities(fast, texts, max_len) - ref).max()) if texts else 0.0
+        got = runtime.probabilities(fast, texts, max_len)
+        diff = float(np.abs(got - ref).max()) if texts else 0.0
         if diff > 1e-4:
             raise DataError(f"the optimized graph differs from the evaluated one by {diff:.2e}")
         single_ms, rate = _latency(fast, texts, max_len)
-        variant = {
-            "variant": "fp32",
-            "max_probability_diff": diff,
-            "latency_ms_batch1": round(single_ms, 3),
-            "texts_per_s_batch32_1thread": round(rate, 1),
-            "passed": True,
-        }
-        report = {"chosen": "fp32", "variants": [variant], "n_validation": len(texts), "modality": "text"}
-        write_json(stage / "optimize.json", report)
-        write_json(stage / BUNDLE_FILE, bundle_json(meta, model_name="", model_version=""))
-    return report
+
+        def accuracy(p: np.ndarray) -> float:
+            return float((rule.decide(p) == targets).mean()) if len(targets) else float("nan")
+
+        variant = VariantReport(
+            variant="fp32-opt",
+            accuracy=accuracy(got),
+            accuracy_diff_points=100 * (accuracy(ref) - accuracy(got)),
+            max_probability_diff=diff,
+            latency_ms_batch1=round(single_ms, 3),
+            throughput_batch32=round(rate, 1),
+            size_bytes=(stage / "model.onnx").stat().st_size,
+            passed=True,
+            note="texts/s with one onnxruntime thread",
+        )
+        report = OptimizeReport("fp32-opt", accuracy(ref), len(texts), [variant], str(Path(out).resolve()))
+        write_json(stage / "optimize.json", report.to_dict())
+        write_json(
+            stage / BUNDLE_FILE, bundle_json(meta, model_name="", model_version="", variant="fp32-opt")
+        )
+    return report.to_dict()
 
 
-def bundle_json(meta: dict[str, Any], *, model_name: str, model_version: str) -> dict[str, Any]:
+def bundle_json(
+    meta: dict[str, Any], *, model_name: str, model_version: str, variant: str = "fp32-opt"
+) -> dict[str, Any]:
     spec = DecisionSpec.from_meta(meta)
     return {
         "modality": "text",
@@ -97,7 +112,7 @@ def bundle_json(meta: dict[str, Any], *, model_name: str, model_version: str) ->
         "max_text_bytes": MAX_TEXT_BYTES,
         "input_name": INPUT_NAME,
         "output_name": OUTPUT_NAME,
-        "variant": "fp32",
+        "variant": variant,
         "dataset_version": meta.get("dataset_version", ""),
     }
 
@@ -126,7 +141,8 @@ def register_text(
     version: DatasetVersion,
     *,
     model_name: str,
-    alias: str = "candidate",
+    alias: str | None = "candidate",
+    extra_tags: dict[str, str] | None = None,
 ) -> registry.VersionInfo:
     """Register the evaluated, optimized text model (refused when its gates failed)."""
     from aidetect.flows.model import GateFailedError
@@ -166,6 +182,7 @@ def register_text(
             "threshold": f"{float(ev['threshold']):.6f}",
             "modality": "text",
             "arch": str(meta["arch"]),
+            **(extra_tags or {}),
         }
         info = registry.register_version(run_id, model_name, tags=tags, alias=None)
         try:
