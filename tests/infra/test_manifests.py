@@ -248,7 +248,13 @@ def test_kserve_workloads_merge_the_runtime_with_the_model(rendered: dict[str, l
     (container,) = pod["containers"]
     assert container["args"][:3] == ["serve", "--model", "/mnt/models"]  # from the ServingRuntime
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "2Gi"}  # from the model spec
-    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    tokens = {"name": "serving-tokens", "mountPath": "/var/run/aidetect", "readOnly": True}
+    assert container["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}, tokens]
+    env = {e["name"]: e.get("value") for e in container["env"]}  # auth on, tokens from the mounted Secret
+    assert env["AIDETECT_SERVING__AUTH_REQUIRED"] == "true"
+    assert env["AIDETECT_SERVING__AUTH_TOKENS_FILE"] == "/var/run/aidetect/tokens"
+    (secret,) = [v["secret"] for v in pod["volumes"] if v["name"] == "serving-tokens"]
+    assert secret["secretName"] == "aidetect-serving-tokens"
     assert pod["automountServiceAccountToken"] is False and pod["securityContext"]["runAsNonRoot"] is True
     with pytest.raises(r.RenderError, match="ServingRuntime 'aidetect-onnx'"):
         r.kserve_workloads(rendered["canary"])  # the canary overlay relies on production's runtime
