@@ -61,8 +61,9 @@ def ingest(
     state = "created" if result.created else "already exists (nothing written)"
     click.echo(f"dataset version {result.version_id} {state}")
     click.echo(f"  uri: {result.uri}")
-    labels = list(next(iter(result.counts.values()), {})) or cfg.labels  # the version's own label set
-    click.echo(format_table(version_counts_table(result.counts, labels), indent=2))
+    first_split: dict[str, int] = next(iter(result.counts.values()), {})
+    version_labels: list[str] = list(first_split) or list(cfg.labels)  # a text version has its own
+    click.echo(format_table(version_counts_table(result.counts, version_labels), indent=2))
     if result.skipped:
         click.echo(f"  skipped {len(result.skipped)} unreadable items:")
         for s in result.skipped[:10]:
