@@ -240,12 +240,29 @@ def make_explainer(name: str, checkpoint: str, max_pixels: int = imaging.DEFAULT
     return GradCamExplainer()
 
 
-def run_explainer_server(name: str, checkpoint: str, http_port: int, max_pixels: int) -> None:
-    """Serve Grad-CAM on ``:explain`` with the KServe ModelServer (REST only)."""
-    from aidetect.serving.kserve_compat import kserve
+EXPLAIN_INFLIGHT = 2  # Grad-CAM calls at once (a backward pass each); more get 503 + Retry-After
 
+
+def run_explainer_server(name: str, checkpoint: str, http_port: int, max_pixels: int) -> None:
+    """Serve Grad-CAM on ``:explain`` with the KServe ModelServer (REST only), behind the predictor's
+    guard: the serving config's bearer tokens and rate limit, its JSON body limit (``max_json_bytes``)
+    and :data:`EXPLAIN_INFLIGHT` requests in flight."""
+    from aidetect.serving.app import build_guard
+    from aidetect.serving.config import load_serving_config
+    from aidetect.serving.guard import GuardMiddleware, InflightLimit
+    from aidetect.serving.kserve_compat import kserve, model_server
+
+    cfg = load_serving_config()
+    guard, inflight = build_guard(cfg), InflightLimit(EXPLAIN_INFLIGHT)
     explainer = make_explainer(name, checkpoint, max_pixels)
     explainer.load()
+    app = model_server.app
+    build_stack = app.build_middleware_stack
+
+    def guarded() -> Any:  # Starlette builds the stack once, on the first event
+        return GuardMiddleware(build_stack(), guard, cfg.max_json_bytes, inflight=inflight)
+
+    app.build_middleware_stack = guarded  # type: ignore[method-assign]
     kserve.ModelServer(http_port=http_port, enable_grpc=False, enable_latency_logging=False).start(
         [explainer]
     )
