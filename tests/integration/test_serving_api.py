@@ -18,6 +18,7 @@ from PIL import Image
 from tests.helpers.serving import aidetect_serve, jpeg, make_bundle, png_header_bomb
 
 MODEL = "detector"
+OUTPUT_NAMES = ("probabilities", "label", "probability_fake", "verdict", "verdict_reasons", "provenance")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -74,11 +75,11 @@ def test_health_and_metadata_over_rest_and_grpc(server: tuple[str, str], grpc_re
         "pixels": "UINT8",
         "tensor": "FP32",
     }
-    assert [o["name"] for o in meta["outputs"]] == ["probabilities", "label", "probability_fake"]
+    assert [o["name"] for o in meta["outputs"]] == [*OUTPUT_NAMES]
     assert meta["outputs"][0]["shape"] == [-1, 2]
     g = grpc_results
     assert g["live"] and g["ready"] and g["model_ready"]
-    assert g["outputs"] == ["probabilities", "label", "probability_fake"]
+    assert g["outputs"] == [*OUTPUT_NAMES]
     assert not rest.is_model_ready("no-such-model")
 
 

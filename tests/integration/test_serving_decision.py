@@ -21,6 +21,7 @@ from tests.helpers.serving import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
+VERDICT_OUTPUTS = ["verdict", "verdict_reasons", "provenance"]  # image models: the provenance verdict
 
 GRPC_SCRIPT = """
 import json, sys
@@ -62,7 +63,7 @@ def test_rest_answers_the_decision_rule(served) -> None:
     client = th.InferenceServerClient(http_url.removeprefix("http://"))
     meta = client.get_model_metadata("tiny")
     assert meta["parameters"]["labels"] == list(rule.labels) and meta["parameters"]["real_label"] == "real"
-    assert [o["name"] for o in meta["outputs"]] == ["probabilities", "label"]
+    assert [o["name"] for o in meta["outputs"]] == ["probabilities", "label", *VERDICT_OUTPUTS]
     inp = th.InferInput("image", [len(three_class_images())], "BYTES")
     inp.set_data_from_numpy(np.array(three_class_images(), dtype=np.object_), binary_data=True)
     res = client.infer("tiny", [inp])
@@ -85,5 +86,5 @@ def test_grpc_answers_the_decision_rule(served) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert res["outputs"] == ["probabilities", "label"]
+    assert res["outputs"] == ["probabilities", "label", *VERDICT_OUTPUTS]
     _check(rule, np.array(res["probabilities"], np.float32), res["label"])

@@ -95,7 +95,8 @@ def test_three_class_labels_follow_the_decision_rule_not_argmax(tmp_path: Path) 
     p.load()
     res, _ = asyncio.run(p(_request(three_class_images())))
     out = {o.name: o for o in res.outputs}
-    assert set(out) == {"probabilities", "label"}  # probability_fake is for binary models only
+    # probability_fake is for binary models only
+    assert set(out) == {"probabilities", "label", "verdict", "verdict_reasons", "provenance"}
     probs, labels = out["probabilities"].data, [s.decode() for s in out["label"].data]
     rule = DecisionSpec.from_meta(json.loads((bundle.root / "bundle.json").read_text()))
     assert rule.real_label == "real" and rule.threshold == 0.6

@@ -59,7 +59,8 @@ def _read_image(path: str) -> bytes:
 @click.option("--token", envvar="AIDETECT_TOKEN", default=None, help="Bearer token (or $AIDETECT_TOKEN).")
 @click.option("--batch", type=int, default=16, show_default=True, help="Images per request.")
 def predict(images: tuple[str, ...], url: str, model_name: str | None, token: str | None, batch: int) -> None:
-    """Classify IMAGES with a running server and print label and fake probability per image."""
+    """Classify IMAGES with a running server and print label, fake probability, verdict and its first
+    reason per image."""
     from aidetect.serving.client import V2Client
 
     client = V2Client(url, token)
@@ -78,7 +79,8 @@ def predict(images: tuple[str, ...], url: str, model_name: str | None, token: st
                 detail = f"p(fake)={pred.probability_fake:.3f}"
             else:
                 detail = " ".join(f"{k}={v:.3f}" for k, v in pred.probabilities.items())
-            click.echo(f"{path:<{width}}  {pred.label:<6}  {detail}")
+            verdict = f"  {pred.verdict:<14}  {pred.reasons[0]}" if pred.verdict and pred.reasons else ""
+            click.echo(f"{path:<{width}}  {pred.label:<6}  {detail}{verdict}")
 
 
 @click.command()

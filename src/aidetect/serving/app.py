@@ -13,6 +13,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from aidetect.config import load
+from aidetect.provenance import VerdictConfig
 from aidetect.serving import metrics
 from aidetect.serving.bundle import Bundle, load_bundle
 from aidetect.serving.config import ServingConfig
@@ -83,6 +85,7 @@ def build_predictor(model_uri: str, cfg: ServingConfig) -> AidetectPredictor:
         guard=build_guard(cfg),
         inference_log=build_inference_log(cfg, bundle),
         on_worker_start=install_worker_routes,
+        verdict_cfg=load(VerdictConfig, "verdict"),
     )
 
 
@@ -127,6 +130,19 @@ def install_routes(app: FastAPI, predictor: AidetectPredictor) -> None:
         }
 
     app.add_api_route("/v2/models/{model_name}", model_metadata, methods=["GET"])
+    if predictor.gives_verdicts:  # the page is for image uploads
+        install_page(app, predictor)
+
+
+def install_page(app: FastAPI, predictor: AidetectPredictor) -> None:
+    """The analysts' review page (``/review``) on the same server, behind the same guard."""
+    from aidetect.ui.config import ReviewPageConfig
+    from aidetect.ui.routes import ModelView, install_review_page
+
+    rule = predictor.decision
+    model = ModelView(predictor.name, predictor.spec.model_version, rule.labels, rule.real_label)
+    page_cfg = load(ReviewPageConfig, "review_page")
+    install_review_page(app, model, page_cfg, predictor.cfg.max_request_bytes)
 
 
 async def _server_error(request: Any, exc: Exception) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -14,11 +14,16 @@ from aidetect.errors import AidetectError, ServiceUnavailableError
 INFERENCE_HEADER = "Inference-Header-Content-Length"
 
 
+VERDICT_OUTPUTS = ("verdict", "verdict_reasons")
+
+
 @dataclass
 class Prediction:
     label: str
     probabilities: dict[str, float]
     probability_fake: float | None
+    verdict: str = ""  # empty when the server gives no verdict (an older server)
+    reasons: list[str] = field(default_factory=list)
 
 
 def encode_bytes_tensor(items: list[bytes]) -> bytes:
@@ -26,7 +31,9 @@ def encode_bytes_tensor(items: list[bytes]) -> bytes:
     return b"".join(struct.pack("<I", len(b)) + b for b in items)
 
 
-def build_image_request(images: list[bytes], request_id: str = "") -> tuple[bytes, dict[str, str]]:
+def build_image_request(
+    images: list[bytes], request_id: str = "", outputs: tuple[str, ...] = ("probabilities", "label")
+) -> tuple[bytes, dict[str, str]]:
     """Body and headers of a binary-extension infer request with one ``image`` BYTES input."""
     raw = encode_bytes_tensor(images)
     doc = {
@@ -38,7 +45,7 @@ def build_image_request(images: list[bytes], request_id: str = "") -> tuple[byte
                 "parameters": {"binary_data_size": len(raw)},
             }
         ],
-        "outputs": [{"name": n, "parameters": {"binary_data": False}} for n in ("probabilities", "label")],
+        "outputs": [{"name": n, "parameters": {"binary_data": False}} for n in outputs],
     }
     if request_id:
         doc["id"] = request_id
@@ -68,17 +75,20 @@ class V2Client:
             raise AidetectError(f"{self.url} serves {len(models)} models {models}; pass --model")
         return models[0]
 
-    def model_parameters(self, model: str) -> tuple[list[str], str | None]:
-        """The model's labels (column order of ``probabilities``) and positive label, from its metadata."""
-        params = self._get(f"/v2/models/{model}").get("parameters") or {}
+    def model_parameters(self, model: str) -> tuple[list[str], str | None, list[str]]:
+        """The model's labels (column order of ``probabilities``), positive label and output names, from
+        its metadata."""
+        meta = self._get(f"/v2/models/{model}")
+        params = meta.get("parameters") or {}
         labels = params.get("labels")
         if not labels:
             raise AidetectError(f"model {model} metadata does not state its labels")
-        return list(labels), params.get("positive_label")
+        return list(labels), params.get("positive_label"), [o.get("name") for o in meta.get("outputs") or []]
 
     def predict(self, model: str, images: list[bytes]) -> list[Prediction]:
-        labels, positive = self.model_parameters(model)
-        body, headers = build_image_request(images)
+        labels, positive, declared = self.model_parameters(model)
+        verdicts = tuple(n for n in VERDICT_OUTPUTS if n in declared)
+        body, headers = build_image_request(images, outputs=("probabilities", "label", *verdicts))
         try:
             r = self.http.post(f"/v2/models/{model}/infer", content=body, headers=headers)
         except httpx.HTTPError as exc:
@@ -93,7 +103,11 @@ class V2Client:
         for i, name in enumerate(names):
             row = dict(zip(labels, probs[i * c : (i + 1) * c], strict=True))
             p_fake = row.get(positive) if positive else None
-            preds.append(Prediction(label=name, probabilities=row, probability_fake=p_fake))
+            pred = Prediction(label=name, probabilities=row, probability_fake=p_fake)
+            if len(verdicts) == len(VERDICT_OUTPUTS):
+                pred.verdict = outputs["verdict"]["data"][i]
+                pred.reasons = list(orjson.loads(outputs["verdict_reasons"]["data"][i]))
+            preds.append(pred)
         return preds
 
 

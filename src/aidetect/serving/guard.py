@@ -199,11 +199,13 @@ OPEN_PATHS = ("/", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/v
 # KServe's model-repository API (load / unload): one pinned bundle per server, so these routes do not
 # exist for anyone (404 before routing; gRPC: kserve_compat.PinnedRepository)
 CLOSED_PREFIXES = ("/v2/repository",)
+# the review page and its static assets carry no data (the page asks for the token; /review/api is guarded)
+OPEN_PAGE, OPEN_PAGE_ASSETS = "/review", "/review/static/"
 
 
 def is_open_path(path: str) -> bool:
     """Health, readiness, metadata and metrics routes (no body, no model work) are never guarded."""
-    if path in OPEN_PATHS:
+    if path in OPEN_PATHS or path == OPEN_PAGE or path.startswith(OPEN_PAGE_ASSETS):
         return True
     return path.startswith(("/v2/models/", "/v1/models/")) and not path.endswith(
         ("/infer", ":predict", ":explain")

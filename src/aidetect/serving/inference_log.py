@@ -7,7 +7,9 @@ queue); a background thread computes the cheap image features, buffers rows and 
 the batch is dropped and counted, so a slow store never slows requests.
 
 Columns besides the image features: ``label`` (as served), ``probability_fake`` (the decision rule's fake
-score, the same column the drift reference profile holds) and ``p_<label>`` per class.
+score, the same column the drift reference profile holds) and ``p_<label>`` per class; for image models
+``verdict`` (the provenance-aware verdict, configs/verdict.yaml) and ``provenance`` (the image's signals,
+a JSON list).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ class LoggedBatch:
     encoded: Sequence[bytes | None]
     probabilities: np.ndarray  # [N, C]; the label and fake score follow from the decision rule
     texts: Sequence[str] | None = None  # a text model's normalised texts: text features instead
+    verdicts: Sequence[str] = ()  # an image model's verdict per image, as served
+    provenance: Sequence[str] = ()  # an image model's provenance signals per image (JSON lists)
 
 
 def _held_bytes(batch: LoggedBatch) -> int:
@@ -165,6 +169,8 @@ class InferenceLog:
             }
             for j, name in enumerate(rule.labels):
                 row[f"p_{name}"] = float(probs[j])
+            if batch.verdicts:
+                row["verdict"], row["provenance"] = batch.verdicts[i], batch.provenance[i]
             if batch.texts is not None:
                 row.update(text_features(batch.texts[i]))
                 if self.log_texts:

@@ -28,6 +28,11 @@ FAKE_PROBABILITY = Histogram(
     ["model"],
     buckets=PROBABILITY_BUCKETS,
 )
+VERDICTS = Counter(
+    "aidetect_verdicts_total",
+    "Verdicts by kind (ai-generated | camera-capture | likely-ai | unknown), see configs/verdict.yaml.",
+    ["model", "verdict"],
+)
 REJECTED_INPUTS = Counter(
     "aidetect_rejected_inputs_total", "Inputs refused by the server, by reason.", ["model", "reason"]
 )
@@ -50,6 +55,11 @@ def observe_predictions(model: str, labels: list[str], fake_probabilities: list[
         hist = FAKE_PROBABILITY.labels(model)
         for p in fake_probabilities:
             hist.observe(p)
+
+
+def observe_verdicts(model: str, verdicts: list[str]) -> None:
+    for verdict in verdicts:
+        VERDICTS.labels(model, verdict).inc()
 
 
 def reject(model: str, reason: str) -> None:

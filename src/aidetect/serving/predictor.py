@@ -10,7 +10,11 @@ check (REST requests are admitted by the guard middleware in front) and the requ
 
 Outputs (Open Inference Protocol v2): ``probabilities`` FP32 ``[N, C]`` (columns in the order of the
 ``labels`` model parameter, also stated in the metadata), ``label`` BYTES ``[N]`` (the decision rule) and,
-for a binary model, ``probability_fake`` FP32 ``[N]`` (the fake score).
+for a binary model, ``probability_fake`` FP32 ``[N]`` (the fake score). Image models also answer
+``verdict`` BYTES ``[N]`` (the provenance-aware verdict, :mod:`aidetect.provenance.verdict`),
+``verdict_reasons`` BYTES ``[N]`` (a JSON list of reasons per image) and ``provenance`` BYTES ``[N]`` (a
+JSON list of signals per image). Provenance is read from the encoded bytes of an ``image`` input (in
+``preprocess``, beside the decode); for ``pixels`` and ``tensor`` inputs the detector decides alone.
 
 The predictor imports nothing from ``app``: the assembly hands it its config, guard, inference log and
 the hook that installs the REST routes in a spawned REST worker process.
@@ -33,6 +37,7 @@ import numpy as np
 from grpc_interceptor.exceptions import GrpcException
 
 from aidetect.data import crops
+from aidetect.provenance import Signal, VerdictConfig, decide, read_provenance, to_json
 from aidetect.serving import metrics
 from aidetect.serving.bundle import Bundle
 from aidetect.serving.classifier import OnnxClassifier
@@ -63,6 +68,7 @@ from aidetect.serving.kserve_compat import (
 log = logging.getLogger(__name__)
 
 PROBABILITIES, LABEL, PROBABILITY_FAKE = "probabilities", "label", "probability_fake"
+VERDICT, VERDICT_REASONS, PROVENANCE = "verdict", "verdict_reasons", "provenance"
 T = TypeVar("T")
 CROP_CHUNK = 64  # crops per onnxruntime call for a crops bundle
 
@@ -77,6 +83,7 @@ class Decoded:
 
     request: InferRequest
     batch: Batch
+    signals: list[list[Signal]] | None = None  # per image; None: no encoded bytes (pixels, tensor)
 
 
 @dataclass
@@ -86,6 +93,7 @@ class Scored:
     request: InferRequest
     batch: Batch
     probabilities: np.ndarray
+    signals: list[list[Signal]] | None = None
 
 
 WorkerHook = Callable[["AidetectPredictor"], None]
@@ -107,6 +115,7 @@ class AidetectPredictor(Model):
         guard: Guard | None = None,
         inference_log: InferenceLog | None = None,
         on_worker_start: WorkerHook | None = None,
+        verdict_cfg: VerdictConfig | None = None,
     ) -> None:
         cfg = cfg or ServingConfig()
         super().__init__(cfg.model_name or bundle.spec.model_name)
@@ -119,6 +128,7 @@ class AidetectPredictor(Model):
             self.spec.input_size, tuple(self.spec.mean), tuple(self.spec.std), self.spec.preprocess_spec
         )
         self.guard = guard
+        self.verdict_cfg = verdict_cfg or VerdictConfig()
         self.inflight = InflightLimit(cfg.max_inflight_requests)  # REST: the guard middleware enforces it
         self.inference_log = inference_log
         self.on_worker_start = on_worker_start
@@ -196,7 +206,17 @@ class AidetectPredictor(Model):
         ]
         if self.decision.binary:
             outs.append({"name": self.fake_output, "datatype": "FP32", "shape": [-1]})
+        if self.gives_verdicts:
+            outs += [
+                {"name": n, "datatype": "BYTES", "shape": [-1]}
+                for n in (VERDICT, VERDICT_REASONS, PROVENANCE)
+            ]
         return outs
+
+    @property
+    def gives_verdicts(self) -> bool:
+        """Provenance and verdicts are about image files; other modalities answer the detector only."""
+        return self.spec.modality == "image"
 
     def describe(self) -> dict[str, Any]:
         """The model parameters reported next to the V2 metadata (labels in column order, etc.)."""
@@ -210,6 +230,7 @@ class AidetectPredictor(Model):
             "variant": self.spec.variant,
             "dataset_version": self.spec.dataset_version,
             "modality": self.spec.modality,
+            "provenance": self.gives_verdicts and self.verdict_cfg.enabled,
         }
 
     # -- the request -------------------------------------------------------------------------------
@@ -271,8 +292,17 @@ class AidetectPredictor(Model):
         if payload.id is not None and len(payload.id) > MAX_REQUEST_ID:
             raise RejectedInput(f"request id: longer than {MAX_REQUEST_ID} characters", "bad_request")
         self._check_requested_outputs(payload)
-        batch = await self._off_loop(self.decode, payload.inputs)
-        return Decoded(payload, batch)
+        return await self._off_loop(self._decode_and_read, payload)
+
+    def _decode_and_read(self, request: InferRequest) -> Decoded:
+        """Decode the input and, for encoded images, read their provenance (one executor hop)."""
+        batch = self.decode(request.inputs)
+        encoded = getattr(batch, "encoded", None) if self.gives_verdicts else None
+        signals = None
+        if encoded and all(b is not None for b in encoded):
+            cfg, max_pixels = self.verdict_cfg, self.limits.max_image_pixels
+            signals = [read_provenance(b, cfg, max_pixels) for b in encoded if b is not None]
+        return Decoded(request, batch, signals)
 
     def validate(self, payload: Decoded) -> Decoded:
         return payload  # preprocess checked the request; KServe's own check is for dict payloads
@@ -288,7 +318,7 @@ class AidetectPredictor(Model):
         if self.classifier is None:
             raise RuntimeError("predict before load()")
         probs = await self._off_loop(self.score, payload.batch)
-        return Scored(payload.request, payload.batch, probs)
+        return Scored(payload.request, payload.batch, probs, payload.signals)
 
     def score(self, batch: Any) -> np.ndarray:
         """Probabilities ``[N, C]``: the graph on ``batch.x`` (crops: in chunks of :data:`CROP_CHUNK`
@@ -314,8 +344,12 @@ class AidetectPredictor(Model):
         labels = rule.names(rule.decide(probs))
         p_fake = rule.fake_score(probs) if rule.binary else None
         metrics.observe_predictions(self.name, labels, None if p_fake is None else p_fake.tolist())
+        verdicts = self._verdicts(result) if self.gives_verdicts else []
         if self.inference_log is not None:
-            self.inference_log.submit(self.logged_batch(result.batch, probs))
+            logged = self.logged_batch(result.batch, probs)
+            if verdicts:
+                logged.verdicts, logged.provenance = verdicts[0], verdicts[2]
+            self.inference_log.submit(logged)
         n = len(labels)
         outputs = [
             InferOutput(PROBABILITIES, [n, probs.shape[1]], "FP32", data=probs),
@@ -323,6 +357,9 @@ class AidetectPredictor(Model):
         ]
         if p_fake is not None:
             outputs.append(InferOutput(self.fake_output, [n], "FP32", data=p_fake))
+        for name, values in zip((VERDICT, VERDICT_REASONS, PROVENANCE), verdicts, strict=False):
+            data = np.array([x.encode() for x in values], dtype=np.object_)
+            outputs.append(InferOutput(name, [n], "BYTES", data=data))
         return InferResponse(
             response_id=request.id or str(uuid.uuid4()),
             model_name=self.name,
@@ -335,6 +372,15 @@ class AidetectPredictor(Model):
         )
 
     # -- helpers -----------------------------------------------------------------------------------
+    def _verdicts(self, result: Scored) -> list[list[str]]:
+        """Verdicts, reasons (JSON) and provenance (JSON) per image; counted in the metrics."""
+        verdicts = decide(result.signals, result.probabilities, self.decision, self.verdict_cfg)
+        n = len(verdicts)
+        names = [v.verdict for v in verdicts]
+        metrics.observe_verdicts(self.name, names)
+        signals = [to_json(s) for s in result.signals] if result.signals is not None else ["[]"] * n
+        return [names, [v.reasons_json() for v in verdicts], signals]
+
     async def _inject_faults(self) -> None:
         if self.cfg.fault_delay_ms:
             await asyncio.sleep(self.cfg.fault_delay_ms / 1000.0)
