@@ -8,6 +8,7 @@ import base64
 import concurrent.futures as cf
 import io
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -15,16 +16,20 @@ from pathlib import Path
 import grpc
 import httpx
 import numpy as np
+import psutil
 import pytest
 from PIL import Image
 
 from aidetect.serving import kserve_compat  # noqa: F401  (imports KServe without parsing pytest's argv)
-from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb
-from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pbg
 from tests.helpers.edge import Served, environ, post_json, serve
 from tests.helpers.serving import solid, tiny_bundle
 
 pytestmark = pytest.mark.slow  # real servers
+
+# after kserve_compat above, which imports KServe without letting it parse pytest's command line
+from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb  # noqa: E402
+from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pbg  # noqa: E402
+
 TOKEN, OTHER = "t0ken-alpha", "t0ken-beta"
 MODEL = "tiny"
 
@@ -86,9 +91,13 @@ def guarded(bundle: Path, tmp_path_factory: pytest.TempPathFactory):
 
 def test_nobody_can_unload_the_model_over_grpc_or_rest(guarded: Served) -> None:
     for token in (None, TOKEN):
-        code, _ = _grpc(guarded, "RepositoryModelUnload", pb.RepositoryModelUnloadRequest(model_name=MODEL), token)
+        code, _ = _grpc(
+            guarded, "RepositoryModelUnload", pb.RepositoryModelUnloadRequest(model_name=MODEL), token
+        )
         assert code in {"UNIMPLEMENTED", "UNAUTHENTICATED", "PERMISSION_DENIED"}, code
-        code, _ = _grpc(guarded, "RepositoryModelLoad", pb.RepositoryModelLoadRequest(model_name=MODEL), token)
+        code, _ = _grpc(
+            guarded, "RepositoryModelLoad", pb.RepositoryModelLoadRequest(model_name=MODEL), token
+        )
         assert code in {"UNIMPLEMENTED", "UNAUTHENTICATED", "PERMISSION_DENIED"}, code
         headers = {"authorization": f"Bearer {token}"} if token else {}
         for path in (f"/v2/repository/models/{MODEL}/unload", f"/v2/repository/models/{MODEL}/load"):
@@ -114,19 +123,33 @@ def _nested(depth: int) -> object:
 
 
 MALFORMED = {
-    "data is a number": {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 1, 1, 3], "data": 5}]},
+    "data is a number": {
+        "inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 1, 1, 3], "data": 5}]
+    },
     "image data is a number": {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": 5}]},
     "ragged pixels": {
-        "inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 1, 2, 3], "data": [[1, 2, 3], [4, 5]]}]
+        "inputs": [
+            {"name": "pixels", "datatype": "UINT8", "shape": [1, 1, 2, 3], "data": [[1, 2, 3], [4, 5]]}
+        ]
     },
     "ragged, list after scalar": {
         "inputs": [{"name": "tensor", "datatype": "FP32", "shape": [1, 3, 8, 8], "data": [1, [2, 3]]}]
     },
-    "900-deep nesting": {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1], "data": _nested(900)}]},
-    "900-deep image nesting": {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": _nested(900)}]},
-    "dict as data": {"inputs": [{"name": "tensor", "datatype": "FP32", "shape": [1, 3, 8, 8], "data": {"a": 1}}]},
-    "shape of strings": {"inputs": [{"name": "image", "datatype": "BYTES", "shape": ["x"], "data": ["AA=="]}]},
-    "huge shape": {"inputs": [{"name": "tensor", "datatype": "FP32", "shape": [1, 3, 2**40, 2**40], "data": [1]}]},
+    "900-deep nesting": {
+        "inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1], "data": _nested(900)}]
+    },
+    "900-deep image nesting": {
+        "inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": _nested(900)}]
+    },
+    "dict as data": {
+        "inputs": [{"name": "tensor", "datatype": "FP32", "shape": [1, 3, 8, 8], "data": {"a": 1}}]
+    },
+    "shape of strings": {
+        "inputs": [{"name": "image", "datatype": "BYTES", "shape": ["x"], "data": ["AA=="]}]
+    },
+    "huge shape": {
+        "inputs": [{"name": "tensor", "datatype": "FP32", "shape": [1, 3, 2**40, 2**40], "data": [1]}]
+    },
     "id is an object": {"id": {"x": [1]}, **_image_doc([solid((1, 2, 3))])},
 }
 
@@ -161,7 +184,9 @@ def test_made_up_model_names_create_no_metric_series(guarded: Served) -> None:
     for name in names:
         assert _infer(guarded, _image_doc([solid((1, 2, 3))]), model=name).status_code == 404
         assert _infer(guarded, {"inputs": 5}, model=name).status_code in {400, 404}
-        code, _ = _grpc(guarded, "ModelInfer", _grpc_image_request(solid((0, 0, 250))).__class__(model_name=name), TOKEN)
+        code, _ = _grpc(
+            guarded, "ModelInfer", _grpc_image_request(solid((0, 0, 250))).__class__(model_name=name), TOKEN
+        )
         assert code in {"NOT_FOUND", "INVALID_ARGUMENT"}
     metrics = httpx.get(f"{guarded.url}/metrics", timeout=10).text
     assert not any(name in metrics for name in names)
@@ -225,7 +250,9 @@ def test_rate_limit_keys_come_from_the_token_or_a_trusted_header_never_from_the_
         with grpc.insecure_channel(s.grpc) as channel:
             stub = pbg.GRPCInferenceServiceStub(channel)
             with pytest.raises(grpc.RpcError) as err:
-                stub.ModelInfer(_grpc_image_request(solid((1, 2, 3))), metadata=[("x-forwarded-for", "1.2.3.4")])
+                stub.ModelInfer(
+                    _grpc_image_request(solid((1, 2, 3))), metadata=[("x-forwarded-for", "1.2.3.4")]
+                )
             assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
@@ -259,15 +286,36 @@ def test_requests_beyond_the_in_flight_limit_get_503_not_memory(bundle: Path, tm
 def _json_numbers(megabytes: int) -> dict:
     n = megabytes * 1024 * 1024 // 2  # "1," per value
     side = int((n // 3) ** 0.5)
-    return {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, side, side, 3], "data": [1] * (side * side * 3)}]}
+    return {
+        "inputs": [
+            {
+                "name": "pixels",
+                "datatype": "UINT8",
+                "shape": [1, side, side, 3],
+                "data": [1] * (side * side * 3),
+            }
+        ]
+    }
 
 
 def _binary_pixels(h: int, w: int) -> tuple[bytes, dict[str, str]]:
     raw = np.zeros((1, h, w, 3), np.uint8).tobytes()
     header = json.dumps(
-        {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, h, w, 3], "parameters": {"binary_data_size": len(raw)}}]}
+        {
+            "inputs": [
+                {
+                    "name": "pixels",
+                    "datatype": "UINT8",
+                    "shape": [1, h, w, 3],
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ]
+        }
     ).encode()
-    return header + raw, {"inference-header-content-length": str(len(header)), "content-type": "application/octet-stream"}
+    return header + raw, {
+        "inference-header-content-length": str(len(header)),
+        "content-type": "application/octet-stream",
+    }
 
 
 def _logged_rows(folder: Path) -> int:
@@ -318,3 +366,31 @@ def test_no_single_amplifying_request_raises_rss_by_300_mb(tmp_path: Path) -> No
         assert _logged_rows(log) >= made
         print("RSS rise per request, MB:", grown)  # shown with -s
         assert max(grown.values()) < 300, grown
+
+
+# --- shutdown ----------------------------------------------------------------------------------------
+
+
+def test_sigterm_under_load_finishes_in_flight_requests_and_flushes_the_log(
+    bundle: Path, tmp_path: Path
+) -> None:
+    """Requests held in flight (1.5 s each) when SIGTERM arrives are answered, every prediction reaches
+    the inference log (flushed on the way out, not by the timer), and the server exits in its grace."""
+    import signal
+    import threading
+
+    log = tmp_path / "log"
+    env = environ(inference_log_uri=log, inference_log_flush_seconds=3600, fault_delay_ms=1500)
+    with serve(bundle, tmp_path, env) as s:
+        doc = _image_doc([solid((0, 0, 250)), solid((250, 0, 0))])
+        with cf.ThreadPoolExecutor(6) as pool:
+            futures = [pool.submit(_infer, s, doc, None) for _ in range(6)]
+            threading.Event().wait(0.5)  # all six are now inside the 1.5 s delay
+            os.kill(s.pid, signal.SIGTERM)
+            codes = [f.result().status_code for f in futures]
+        proc = psutil.Process(s.pid) if psutil.pid_exists(s.pid) else None
+        if proc is not None:
+            proc.wait(timeout=20)  # grace period 10 s, plus the log flush
+        assert codes == [200] * 6
+        assert _logged_rows(log) == 12
+        assert "inference log closed: 12 rows written, 0 dropped" in s.log_text()

@@ -151,7 +151,8 @@ class InferenceLog:
         self._closed = True
         self._queue.put(None)
         self._thread.join(timeout)
-        log.info("inference log closed: %d rows written, %d dropped", self.written_rows, self.dropped)
+        # once per process, at shutdown: what an operator (and bench/soak.py) checks against predictions
+        log.warning("inference log closed: %d rows written, %d dropped", self.written_rows, self.dropped)
 
     def _rows_of(self, batch: LoggedBatch) -> list[dict[str, object]]:
         rule = self.decision
