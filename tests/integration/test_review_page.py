@@ -4,15 +4,20 @@ label log. Screenshots are kept under the test's tmp folder (printed on failure)
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import shutil
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
+from PIL import Image
 
 from aidetect.feedback.labels import LabelLog
 from tests.helpers import provenance as fx
+from tests.helpers import servers
 from tests.helpers.serving import aidetect_serve, make_bundle
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -137,3 +142,34 @@ def test_review_page_in_headless_chromium(server, tmp_path: Path) -> None:
         "02-verdicts-and-queue.png",
         "03-decision-recorded.png",
     ]
+
+
+@pytest.mark.slow
+def test_explainer_heatmap_through_the_page_api(tmp_path: Path) -> None:
+    """With ``explainer_url`` set, the page's explain route answers the real Grad-CAM explainer's heatmap."""
+    from tests.integration.test_explain_server import _checkpoint  # the same tiny torch checkpoint
+
+    port = servers.free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "aidetect.cli",
+        "explain",
+        "--serve",
+        "--model",
+        str(_checkpoint(tmp_path / "m.pt")),
+    ]
+    cmd += ["--name", MODEL, "--http-port", str(port)]
+    explainer = f"http://127.0.0.1:{port}"
+    bundle = make_bundle(tmp_path / "bundle", name=MODEL)
+    env = {"AIDETECT_REVIEW_PAGE__EXPLAINER_URL": explainer}
+    with (
+        servers.running(cmd, f"{explainer}/v2/health/ready", tmp_path / "explainer.log", timeout=120),
+        aidetect_serve(str(bundle), tmp_path, env=env) as (url, _),
+    ):
+        assert httpx.get(f"{url}/review/api/info").json()["explainer"] is True
+        image = base64.b64encode(fx.plain_image(64, seed=2)).decode()
+        r = httpx.post(f"{url}/review/api/explain", json={"image_b64": image}, timeout=60)
+        assert r.status_code == 200, r.text
+        png = Image.open(io.BytesIO(base64.b64decode(r.json()["heatmap_png_b64"])))
+        assert png.format == "PNG" and png.size[0] >= 256
