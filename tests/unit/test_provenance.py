@@ -270,3 +270,26 @@ def test_provenance_json_shape(cfg) -> None:
     assert out == [
         {"kind": "exif-software", "claims_ai": True, "detail": {"status": "found", "software": "DALL-E 3"}}
     ]
+
+
+def test_huge_malformed_manifest_is_unreadable(cfg) -> None:
+    """Fifty 64 KB APP11 segments of junk that look like a JUMBF manifest store (3 MB)."""
+    junk = np.random.default_rng(1).integers(0, 256, 64_000, dtype=np.uint8).tobytes()
+    segments = []
+    for i in range(50):
+        body = (
+            b"JP\x00\x01"
+            + (i + 1).to_bytes(4, "big")
+            + (65_000).to_bytes(4, "big")
+            + b"jumb"
+            + b"c2pa"
+            + junk
+        )
+        segments.append(b"\xff\xeb" + (len(body) + 2).to_bytes(2, "big") + body)
+    jpg = fx.plain_image()
+    data = jpg[:2] + b"".join(segments) + jpg[2:]
+    (sig,) = read_provenance(data, cfg)
+    assert (sig.kind, sig.detail["status"], sig.claims_ai) == ("c2pa", "unreadable", False)
+    small = load(VerdictConfig, "verdict", overrides={"c2pa_max_bytes": 1_000_000})
+    (sig,) = read_provenance(data, small)
+    assert "exceeds c2pa_max_bytes" in sig.detail["error"]
