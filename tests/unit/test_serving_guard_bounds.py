@@ -43,3 +43,17 @@ def test_printable_escapes_what_would_forge_a_log_line() -> None:
     assert printable("x\r\nERROR forged\u2028\x00") == "x\\r\\nERROR forged\\u2028\\x00"
     assert printable("é ok") == "é ok"
     assert printable("a" * 600, 10) == "a" * 10 + "..."
+
+
+def test_liveness_follows_the_model() -> None:
+    """KServe's own liveness is always "alive"; ours fails with the model (REST 503, gRPC live=false)."""
+    import asyncio
+
+    from aidetect.serving.kserve_compat import Model, ModelBoundDataPlane, kserve
+
+    model = Model("m")
+    model.ready = True
+    plane = ModelBoundDataPlane(kserve.ModelRepository(), model)
+    assert asyncio.run(plane.live()) == {"status": "alive"}
+    model.ready = False
+    assert asyncio.run(plane.live()) == {"status": "model not ready"}
