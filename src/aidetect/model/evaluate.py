@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from torch import nn
 
 from aidetect import storage
@@ -56,6 +57,20 @@ def predict(
     )
     probs, _ = predict_images(model, loader)
     return probs if len(probs) else np.zeros((0, int(meta["num_classes"])), np.float32)
+
+
+def _training_sources(version: Any) -> dict[str, dict[str, int]]:
+    """``{origin: {label: images}}`` of the version's train split (the model card states what the model
+    was trained on); ``{"unknown": ...}`` where the source has no origin column."""
+    rows = version.rows("train")
+    if rows.empty:
+        return {}
+    origin = rows["origin"].fillna("unknown") if "origin" in rows else pd.Series("unknown", index=rows.index)
+    counts = rows.groupby([origin.astype(str), rows["label"]]).size()
+    out: dict[str, dict[str, int]] = {}
+    for (src, label), n in counts.items():
+        out.setdefault(str(src), {})[str(label)] = int(n)
+    return out
 
 
 def _slim(m: dict[str, Any]) -> dict[str, Any]:
@@ -187,6 +202,7 @@ def evaluate(
             "flip_average": bool(meta.get("flip_average", False)),
             "trained_on": meta.get("dataset_version"),
         },
+        "trained_on": _training_sources(version),
         "metrics": metrics,
         "slices": slices,
         "perturbations": perturbed,

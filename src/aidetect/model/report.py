@@ -77,6 +77,40 @@ def gate_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _preprocessing(pre: dict[str, Any]) -> str:
+    if pre.get("mode") == "crops":
+        return (
+            f"native-resolution crops of {pre.get('crop')} px (grid of at most {pre.get('max_crops')}, "
+            f"probabilities aggregated by `{pre.get('aggregate')}`; never resized, small images padded)"
+        )
+    return "the whole image resized and centre-cropped to the input size"
+
+
+def _trained_on(sources: dict[str, dict[str, int]]) -> list[str]:
+    if not sources:
+        return ["- (the evaluation report does not list the training sources)"]
+    return [
+        f"- `{src}`: " + ", ".join(f"{n} {label}" for label, n in sorted(by.items()))
+        for src, by in sources.items()
+    ]
+
+
+def _untrusted(report: dict[str, Any]) -> list[str]:
+    """Perturbations and slices where the measured accuracy is weak (below 0.8), stated as such."""
+    out = []
+    for name, m in report.get("perturbations", {}).items():
+        if isinstance(m.get("accuracy"), float) and m["accuracy"] < 0.8:
+            out.append(f"- images after `{name}`: accuracy {m['accuracy']:.3f} on the test split;")
+    for family, groups in report.get("slices", {}).items():
+        for name, m in groups.items():
+            if isinstance(m.get("accuracy"), float) and m["accuracy"] < 0.8:
+                out.append(f"- {family} `{name}`: accuracy {m['accuracy']:.3f} ({m.get('n')} test images);")
+    pre = (report.get("model") or {}).get("preprocess") or {}
+    if pre.get("mode") == "crops":
+        out.append("- thumbnails and heavily down-scaled images (the traces it reads are pixel-level).")
+    return out
+
+
 def model_card(report: dict[str, Any], run: dict[str, Any], train_cfg: dict[str, Any]) -> str:
     m = report["metrics"]
     lines = [
@@ -92,13 +126,17 @@ def model_card(report: dict[str, Any], run: dict[str, Any], train_cfg: dict[str,
         f"labels {report['labels']}",
         f"- decision threshold (fake score = 1 - p({report['labels'][0]})): {report['threshold']:.4f}, "
         f"policy `{report['threshold_policy']}`",
-        "- preprocessing: `aidetect.data.imaging.model_input_from_bytes` (same code in training and serving)",
+        f"- preprocessing: {_preprocessing(report['model'].get('preprocess') or {})} "
+        "(`aidetect.data.crops`, the same code in training, evaluation and serving)",
         "- test-time flip averaging: "
         + (
             "on (logits of each image and its mirror image averaged)"
             if report["model"].get("flip_average")
             else "off"
         ),
+        "",
+        "## Trained on",
+        *_trained_on(report.get("trained_on") or {}),
         "",
         "## Lineage",
         f"- dataset version: `{report['dataset_version']}`",
@@ -118,5 +156,10 @@ def model_card(report: dict[str, Any], run: dict[str, Any], train_cfg: dict[str,
         "- Trained and evaluated on one data distribution; check the slice table for weaker groups.",
         "- Robustness to re-compression, blur and rescaling is measured only for the perturbations listed.",
         "- Watch production drift (aidetect drift) and retrain when inputs change.",
+        "",
+        "## Do not trust it for",
+        "- images from generators or sources not listed under *Trained on*: accuracy there is unmeasured;",
+        "- evidence about a single image (a legal, journalistic or moderation decision without review);",
+        *_untrusted(report),
     ]
     return "\n".join(lines) + "\n"
