@@ -282,6 +282,7 @@ def test_huge_malformed_manifest_is_unreadable(cfg) -> None:
             + (i + 1).to_bytes(4, "big")
             + (65_000).to_bytes(4, "big")
             + b"jumb"
+            + bytes(8)
             + b"c2pa"
             + junk
         )
