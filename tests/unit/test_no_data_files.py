@@ -54,3 +54,14 @@ def test_refuses_a_large_file_and_a_large_image_but_not_a_small_one(tmp_path: Pa
 
 def test_a_file_deleted_in_the_commit_passes(tmp_path: Path) -> None:
     assert guard(tmp_path / "gone.json").returncode == 0
+
+
+def test_the_repository_holds_no_data_files() -> None:
+    """The same rule over every tracked file, so CI holds it for commits made without the hooks."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split("\0")
+    files = [REPO / name for name in tracked if name]
+    assert files, "git ls-files listed nothing"
+    res = guard(*files)
+    assert res.returncode == 0, res.stderr
