@@ -37,7 +37,8 @@ class ReviewQueue:
         for uri in storage.list_uris(self.root, ".json"):
             item = json.loads(storage.read_bytes(uri))
             label = latest.get(item["sha256"])
-            if label is None or label.ts < item["queued"]:
+            queued = dt.datetime.fromisoformat(item["queued"])
+            if label is None or dt.datetime.fromisoformat(label.ts) < queued:
                 items.append(item)
         items.sort(key=lambda i: i["queued"], reverse=True)
         return items[:limit]
