@@ -143,6 +143,49 @@ def _held_out(checkpoint: Path, dataset: Any) -> dict[str, Any]:
     return out
 
 
+def _cost(main_dir: Path, dataset: Any) -> dict[str, Any]:
+    """Per crop budget (the served grid vs the centre crop only): test AUC / accuracy at the val threshold
+    of the evaluated checkpoint, and one-thread milliseconds per 512 px JPEG for decode + crops +
+    onnxruntime (the chosen bundle's graph), i.e. what one server thread spends per image."""
+    import statistics
+
+    import numpy as np
+
+    from aidetect.data import crops
+    from aidetect.decision import DecisionSpec
+    from aidetect.model.checkpoint import load_checkpoint
+    from aidetect.model.data import load_split
+    from aidetect.model.evaluate import predict
+    from aidetect.model.metrics import classification_metrics
+    from aidetect.serving.bundle import load_bundle
+    from aidetect.serving.classifier import OnnxClassifier
+
+    model, meta = load_checkpoint(str(main_dir / "train" / "eval" / "model.pt"))
+    test = load_split(dataset.open(), "test")
+    rule = DecisionSpec.from_meta(meta)
+    bundle = load_bundle(main_dir / "bundle")
+    classify = OnnxClassifier(bundle, intra_op_threads=1)
+    jpegs = [b for b in test.images if b[:2] == b"\xff\xd8"][:40]
+    out: dict[str, Any] = {"images_timed": len(jpegs)}
+    for n in (4, 1):
+        pre = {**meta["preprocess"], "max_crops": n, "grid": 2 if n > 1 else 1}
+        m = classification_metrics(predict(model, {**meta, "preprocess": pre}, test, 64), test.targets, rule)
+        spec = crops.PreprocessSpec.from_meta({"preprocess": pre, "input_size": meta["input_size"]})
+        times = []
+        for data in jpegs * 2:
+            t = time.perf_counter()
+            x = crops.inputs_from_bytes(data, spec, int(meta["input_size"]), meta["mean"], meta["std"])
+            probs = classify(x)
+            crops.aggregate(probs, np.zeros(len(x), np.int64), 1, spec.aggregate, rule)
+            times.append(time.perf_counter() - t)
+        out[f"crops_{n}"] = {
+            "test_auc": round(m["roc_auc"], 4),
+            "test_accuracy": round(m["accuracy"], 4),
+            "ms_per_512px_image_1_thread": round(statistics.median(times[len(jpegs) :]) * 1000, 2),
+        }
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="/tmp/photo-bench")
@@ -152,6 +195,9 @@ def main() -> int:
     p.add_argument("--lofo", action="store_true", help="also leave each family out (two more trainings)")
     p.add_argument("--lofo-epochs", type=int, default=6)
     p.add_argument("--resume", action="store_true")
+    p.add_argument(
+        "--cost", action="store_true", help="crops vs cost: test AUC and ms/image at 1 and 4 crops"
+    )
     args = p.parse_args()
 
     out = Path(args.out).resolve()
@@ -223,6 +269,8 @@ def main() -> int:
                 "held_out": _held_out(ev.checkpoint, held_ds),
             }
             bench.record(stage, result)
+    if args.cost and not bench.done("cost") and bench.done("main"):
+        bench.record("cost", _cost(out / "main", both))
     bench.record("total", {"minutes": round((time.monotonic() - bench.t0) / 60, 1)})
     return 0
 
