@@ -137,3 +137,27 @@ def test_spec_from_meta() -> None:
         PreprocessSpec.from_meta({"preprocess": {"mode": "crops", "tile": 3}, "input_size": 128})
     with pytest.raises(ConfigError, match=r"preprocess\.aggregate"):
         PreprocessSpec(mode="crops", aggregate="median").validate()
+
+
+def _odd_images() -> dict[str, bytes]:
+    rng = np.random.default_rng(3)
+    rgb = Image.fromarray(rng.integers(0, 256, (90, 70, 3), dtype=np.uint8))
+    out = {}
+    for name, img, fmt, kw in (
+        ("cmyk", rgb.convert("CMYK"), "JPEG", {}),
+        ("palette", rgb.convert("P"), "PNG", {}),
+        ("sixteen_bit", Image.fromarray(rng.integers(0, 65535, (90, 70), dtype=np.uint16)), "PNG", {}),
+        ("animated", rgb, "GIF", {"save_all": True, "append_images": [rgb.rotate(90)]}),
+        ("rgba", rgb.convert("RGBA"), "PNG", {}),
+    ):
+        buf = io.BytesIO()
+        img.save(buf, format=fmt, **kw)
+        out[name] = buf.getvalue()
+    return out
+
+
+@pytest.mark.parametrize("kind", ["cmyk", "palette", "sixteen_bit", "animated", "rgba"])
+def test_odd_modes_become_rgb_crops(kind: str) -> None:
+    x = crops.inputs_from_bytes(_odd_images()[kind], _spec(grid=2, max_crops=4), 64, MEAN, STD)
+    # 70 x 90: one column (a second aligned offset would repeat it) x two rows; an animation's first frame
+    assert x.shape == (2, 3, 64, 64) and np.isfinite(x).all()
