@@ -1,11 +1,12 @@
 """Serving throughput with provenance on vs off, against the same bundle, in one run (issue 17).
 
-Starts ``aidetect serve`` twice on the same bundle, once with ``AIDETECT_VERDICT__ENABLED=false`` (the
-detector alone) and once with the default policy (C2PA, XMP, PNG text, EXIF; the watermark stays off as
-configured), and alternates saturated closed-loop rounds of 512 px JPEGs from
-``../shared/datasets/real-vs-ai-512-dev.parquet`` between them (A B A B ...), so drifting machine load
-hits both alike. Reports the median throughput and p50 latency of each and the drop. Also times
-``read_provenance`` alone per image in-process (median), with and without the watermark decode.
+Starts ``aidetect serve`` twice on the same bundle, once with ``AIDETECT_VERDICT__ENABLED=false`` (no
+provenance read: the verdict comes from the detector alone) and once with the default policy (C2PA,
+XMP, PNG text, EXIF; the watermark stays off as configured), and alternates saturated closed-loop rounds
+of 512 px JPEGs from ``../shared/datasets/real-vs-ai-512-dev.parquet`` between them (A B A B ...), so
+drifting machine load hits both alike; both are asked for the same outputs, verdict ones included.
+Reports the median throughput and p50 latency of each and the drop. Also times ``read_provenance``
+alone per image in-process (median), with and without the watermark decode.
 
     nice -n 5 .venv/bin/python bench/provenance_overhead.py --rounds 5 --duration 10
 """
@@ -21,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
@@ -29,7 +32,18 @@ from serving_load import Target, build_model_files, closed_loop, drain, start, s
 from aidetect.config import load  # noqa: E402
 from aidetect.paths import shared_datasets  # noqa: E402
 from aidetect.provenance import VerdictConfig, read_provenance  # noqa: E402
+from aidetect.serving.client import build_image_request  # noqa: E402
 from tests.helpers.servers import free_port  # noqa: E402
+
+OUTPUTS = ("probabilities", "label", "verdict", "verdict_reasons", "provenance")
+
+
+class VerdictTarget(Target):
+    """Asks for the verdict outputs too (both servers answer them; only one reads provenance)."""
+
+    def request(self, image: bytes) -> tuple[str, bytes, dict[str, str]]:
+        body, headers = build_image_request([image], outputs=OUTPUTS)
+        return f"{self.url}/v2/models/{self.model}/infer", body, headers
 
 
 def payloads(n: int) -> list[bytes]:
@@ -51,6 +65,12 @@ def reader_cost_us(images: list[bytes], cfg: VerdictConfig, repeat: int = 3) -> 
             read_provenance(data, cfg)
             times.append(time.perf_counter() - t)
     return round(statistics.median(times) * 1e6, 1)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of the server process (all its threads)."""
+    t = psutil.Process(pid).cpu_times()
+    return t.user + t.system
 
 
 def main() -> None:
@@ -88,28 +108,30 @@ def main() -> None:
             proc = start(
                 cmd, f"{url}/v2/health/ready", work / f"{name}.log", {"AIDETECT_VERDICT__ENABLED": enabled}
             )
-            servers[name] = (Target(name, url, "detector"), proc)
+            servers[name] = (VerdictTarget(name, url, "detector"), proc)
         try:
-            rounds: dict[str, list[tuple[float, float]]] = {n: [] for n in servers}
+            rounds: dict[str, list[tuple[float, float, float]]] = {n: [] for n in servers}
             for target, _ in servers.values():  # warm-up, not measured
                 asyncio.run(closed_loop(target, images[:50], 4, 2.0))
             for r in range(args.rounds):
-                for name, (target, _) in servers.items():
+                for name, (target, proc) in servers.items():
+                    cpu0 = _cpu_seconds(proc.pid)
                     lat, errors, seconds = asyncio.run(
                         closed_loop(target, images, args.concurrency, args.duration)
                     )
-                    rps = (len(lat) - errors) / seconds
+                    ok = len(lat) - errors
+                    rps = ok / seconds
                     p50 = statistics.median(lat) * 1000
-                    rounds[name].append((rps, p50))
+                    cpu_ms = (_cpu_seconds(proc.pid) - cpu0) * 1000 / max(ok, 1)
+                    rounds[name].append((rps, p50, cpu_ms))
                     row = {"round": r, "server": name, "rps": round(rps, 1), "p50_ms": round(p50, 2)}
+                    row["server_cpu_ms_per_request"] = round(cpu_ms, 3)
                     print(json.dumps(row | {"errors": errors}), flush=True)
                     drain(target)
         finally:
             for _, proc in servers.values():
                 stop(proc)
-    med = {
-        n: (statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)) for n, v in rounds.items()
-    }
+    med = {n: [statistics.median(x[k] for x in v) for k in range(3)] for n, v in rounds.items()}
     off, on = med["provenance-off"], med["provenance-on"]
     summary |= {
         "rps_off": round(off[0], 1),
@@ -117,6 +139,10 @@ def main() -> None:
         "p50_ms_off": round(off[1], 2),
         "p50_ms_on": round(on[1], 2),
         "throughput_drop_pct": round(100 * (1 - on[0] / off[0]), 1),
+        # load-independent view: server CPU per request (a saturated server's throughput is its inverse)
+        "server_cpu_ms_per_request_off": round(off[2], 3),
+        "server_cpu_ms_per_request_on": round(on[2], 3),
+        "cpu_bound_drop_pct": round(100 * (1 - off[2] / on[2]), 1),
         "target_drop_pct": 15,
     }
     print(json.dumps(summary), flush=True)
