@@ -362,6 +362,24 @@ def test_no_single_amplifying_request_raises_rss_by_300_mb(tmp_path: Path) -> No
                     break
                 time.sleep(0.05)
             grown[name] = (s.rss_kb("VmHWM") - before) // 1024
+        for name, values in {
+            "grpc typed pixels, 60 M values": 60_000_000,
+            "grpc typed, under the cap": 3_900_000,
+        }.items():
+            inp = pb.ModelInferRequest.InferInputTensor(
+                name="pixels", datatype="UINT8", shape=[1, 1, values // 3, 3]
+            )
+            inp.contents.uint_contents.extend(np.zeros(values, np.uint8).tolist())
+            s.reset_peak()
+            before = s.rss_kb()
+            code, _ = _grpc(s, "ModelInfer", pb.ModelInferRequest(model_name=MODEL, inputs=[inp]))
+            assert code in {"OK", "RESOURCE_EXHAUSTED", "INVALID_ARGUMENT"}, (name, code)
+            made += code == "OK"
+            for _ in range(600):
+                if _logged_rows(log) >= made:
+                    break
+                time.sleep(0.05)
+            grown[name] = (s.rss_kb("VmHWM") - before) // 1024
         _assert_serves(s, None)
         assert _logged_rows(log) >= made
         print("RSS rise per request, MB:", grown)  # shown with -s

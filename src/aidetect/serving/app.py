@@ -25,6 +25,7 @@ from aidetect.serving.kserve_compat import (
     ModelNotFound,
     PinnedRepository,
     kserve,
+    limit_grpc_contents,
     model_server,
 )
 from aidetect.serving.logs import configure_server_logging
@@ -170,8 +171,9 @@ def install_worker_routes(predictor: AidetectPredictor) -> None:
 
 def run_server(model_uri: str, cfg: ServingConfig) -> None:
     """Load the bundle and serve it until SIGTERM/SIGINT (flushing the inference log on the way out)."""
-    model_server.args.grpc_max_receive_message_length = cfg.max_request_bytes
+    model_server.args.grpc_max_receive_message_length = min(cfg.max_request_bytes, cfg.max_grpc_request_bytes)
     model_server.args.grpc_max_send_message_length = max(cfg.max_request_bytes, 4 * 1024 * 1024)
+    limit_grpc_contents(cfg.max_json_bytes // 2)  # as many typed values as a JSON body may carry
 
     predictor = build_predictor(model_uri, cfg)
     predictor.load()

@@ -53,6 +53,9 @@ class ServingConfig:
     # the bytes of images waiting for the inference-log writer (beyond: the batch is dropped, counted)
     max_inflight_requests: int = 32
     max_json_bytes: int = 8 * 1024 * 1024
+    # gRPC messages are parsed whole before any check, typed contents at 4+ bytes a value: a smaller
+    # limit than REST's (whose binary sections are held as received); larger batches go over REST
+    max_grpc_request_bytes: int = 32 * 1024 * 1024
     inference_log_queue_bytes: int = 64 * 1024 * 1024
     # chaos knobs for tests and game days (off): fraction of infer calls answered with a server error,
     # and latency added to each infer call
@@ -91,7 +94,7 @@ class ServingConfig:
             raise ConfigError(f"fault_error_rate: must be in [0, 1], got {self.fault_error_rate}")
         if self.fault_delay_ms < 0:
             raise ConfigError(f"fault_delay_ms: must be >= 0, got {self.fault_delay_ms}")
-        bounds = ("rate_limit_max_keys", "max_inflight_requests", "max_json_bytes")
+        bounds = ("rate_limit_max_keys", "max_inflight_requests", "max_json_bytes", "max_grpc_request_bytes")
         for name in (*bounds, "inference_log_queue_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be at least 1, got {getattr(self, name)}")

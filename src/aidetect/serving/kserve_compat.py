@@ -42,6 +42,39 @@ class ModelBoundDataPlane(DataPlane):
         return {"status": "alive" if self.model.ready else "model not ready"}
 
 
+def limit_grpc_contents(max_values: int) -> None:
+    """gRPC ``ModelInfer`` refuses typed ``contents`` of more than ``max_values`` values in all
+    (INVALID_ARGUMENT) before KServe turns them into Python lists (8+ bytes a value: a 57 MB message
+    of UINT8 pixels cost 2.5 GB). Raw contents are not counted: they stay bytes. Installed by
+    replacing the servicer class KServe's gRPC server instantiates; call before the server starts."""
+    from kserve.protocol.grpc import server as grpc_server
+    from kserve.protocol.grpc.servicer import InferenceServicer
+
+    class BoundedServicer(InferenceServicer):
+        async def ModelInfer(self, request: Any, context: Any) -> Any:
+            values = sum(len(getattr(t.contents, f)) for t in request.inputs for f in _TYPED_CONTENTS)
+            if values > max_values:
+                raise InvalidInput(
+                    f"request carries {values} typed values, above the limit {max_values} "
+                    "(send tensors and images as raw_input_contents)"
+                )
+            return await super().ModelInfer(request, context)
+
+    grpc_server.InferenceServicer = BoundedServicer  # type: ignore[misc]
+
+
+_TYPED_CONTENTS = (
+    "bool_contents",
+    "int_contents",
+    "int64_contents",
+    "uint_contents",
+    "uint64_contents",
+    "fp32_contents",
+    "fp64_contents",
+    "bytes_contents",
+)
+
+
 class PinnedRepository(ModelRepositoryExtension):
     """KServe's model-repository extension with load and unload refused (gRPC UNIMPLEMENTED, logged
     without a traceback): the server serves the one bundle it started with."""
@@ -94,6 +127,7 @@ __all__ = [
     "RequestedOutput",
     "infer_input",
     "kserve",
+    "limit_grpc_contents",
     "model_server",
     "raw_bytes",
 ]
