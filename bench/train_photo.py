@@ -169,7 +169,21 @@ def _cost(main_dir: Path, dataset: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"images_timed": len(jpegs)}
     for n in (4, 1):
         pre = {**meta["preprocess"], "max_crops": n, "grid": 2 if n > 1 else 1}
-        m = classification_metrics(predict(model, {**meta, "preprocess": pre}, test, 64), test.targets, rule)
+        probs = predict(model, {**meta, "preprocess": pre}, test, 64)
+        m = classification_metrics(probs, test.targets, rule)
+        origin = test.rows["origin"].astype(str).to_numpy()
+        family_auc = {}  # real vs fake within one family: same pipeline; faces also the same content
+        for fam, members in (
+            ("photos", ("coco", "imagenet", "diffusiondb")),
+            ("faces", ("ffhq", "stylegan2")),
+        ):
+            idx = np.nonzero(np.isin(origin, members))[0]
+            fm = classification_metrics(probs[idx], test.targets[idx], rule)
+            family_auc[fam] = {
+                "n": len(idx),
+                "auc": round(fm["roc_auc"], 4),
+                "accuracy": round(fm["accuracy"], 4),
+            }
         spec = crops.PreprocessSpec.from_meta({"preprocess": pre, "input_size": meta["input_size"]})
         times = []
         for data in jpegs * 2:
@@ -180,6 +194,7 @@ def _cost(main_dir: Path, dataset: Any) -> dict[str, Any]:
             times.append(time.perf_counter() - t)
         out[f"crops_{n}"] = {
             "test_auc": round(m["roc_auc"], 4),
+            "by_family": family_auc,
             "test_accuracy": round(m["accuracy"], 4),
             "ms_per_512px_image_1_thread": round(statistics.median(times[len(jpegs) :]) * 1000, 2),
         }
