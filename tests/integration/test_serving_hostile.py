@@ -176,6 +176,19 @@ def test_malformed_grpc_tensors_are_invalid_argument(guarded: Served) -> None:
     assert code == "OK"
 
 
+def test_json_only_routes_take_no_body_beyond_the_json_limit(guarded: Served) -> None:
+    """KServe's own routes parse a whole JSON body: they get max_json_bytes (8 MiB), not 64 MiB."""
+    big = {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1], "data": [1] * 4_500_000}]}
+    for path in (
+        f"/v1/models/{MODEL}:predict",
+        f"/v2/models/{MODEL}/versions/3/infer",
+        f"/v2/models/{MODEL}/infer",
+    ):
+        r = post_json(guarded.url + path, big, TOKEN)
+        assert r.status_code == 413, (path, r.status_code, r.text[:200])
+    _assert_serves(guarded)
+
+
 # --- what reaches logs, metrics and answers ----------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import math
 import os
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -199,6 +200,8 @@ OPEN_PATHS = ("/", "/metrics", "/v2", "/v2/health/live", "/v2/health/ready", "/v
 # KServe's model-repository API (load / unload): one pinned bundle per server, so these routes do not
 # exist for anyone (404 before routing; gRPC: kserve_compat.PinnedRepository)
 CLOSED_PREFIXES = ("/v2/repository",)
+# the one route with the binary data extension (rest.InferEndpoint): every other route parses JSON whole
+_BINARY_ROUTE = re.compile(r"/v2/models/[^/]+/infer")
 # the review page and its static assets carry no data (the page asks for the token; /review/api is guarded)
 OPEN_PAGE, OPEN_PAGE_ASSETS = "/review", "/review/static/"
 
@@ -284,11 +287,7 @@ class GuardMiddleware:
     async def _bounded(self, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]) -> None:
         """Pass the request on unless its body is above the route's limit (413)."""
         path: str = scope.get("path", "")
-        limit = (
-            self.max_body
-            if path.startswith("/v2/models/") and path.endswith("/infer")
-            else self.max_json_body
-        )
+        limit = self.max_body if _BINARY_ROUTE.fullmatch(path) else self.max_json_body
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             self.on_reject("request_too_large")
