@@ -327,7 +327,7 @@ def register(
         found = _existing(name, fp) if idempotent else None
         pointer = Path(model.dir) / OPTIMIZED_FILE
         recorded = Path(read_json(pointer)["bundle"]) if pointer.exists() else None
-        return text.register(model, stores, bundle, recorded, alias, fp, found)
+        return text.register(model, stores, evaluation, bundle, recorded, alias, fp, found, record)
     fp = fingerprint(run["dataset_version"], model, gate_config, str(run.get("git_commit", "unknown")))
     if idempotent and (found := _existing(name, fp)) is not None:
         return found

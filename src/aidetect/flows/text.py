@@ -9,14 +9,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-from aidetect.flows.refs import BundleRef, DatasetRef, Registration, TrainedModel
+from aidetect.flows.refs import BundleRef, DatasetRef, Evaluation, Registration, TrainedModel
 from aidetect.flows.stores import Stores
 from aidetect.model.lineage import read_json, write_json
+
+
+@dataclass
+class TextTrainResult:
+    """What training a text model reports (the shape of the image ``TrainResult`` the callers use)."""
+
+    meta: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        keys = ("arch", "dataset_version", "max_len", "num_train", "train_seconds", "val_auc", "modality")
+        return {k: self.meta.get(k) for k in keys}
+
+    def metrics(self) -> dict[str, float]:
+        return {k: float(self.meta[k]) for k in ("val_auc", "train_seconds") if k in self.meta}
 
 
 def is_text_dataset(dataset: DatasetRef) -> bool:
@@ -61,7 +74,7 @@ def train(
     preset: str | None,
     config_path: str | None,
     overrides: dict[str, Any] | None,
-) -> SimpleNamespace:
+) -> TextTrainResult:
     """``preset`` names the architecture (tfidf_lr, byte_cnn); overrides are TextTrainConfig fields."""
     from aidetect.model.text.config import ARCHS, TextTrainConfig, load_text_train_config
     from aidetect.model.text.train import train_text
@@ -74,7 +87,7 @@ def train(
         merged.setdefault("arch", preset)
     cfg = load_text_train_config(config_path, merged)
     folder = train_text(dataset.open(), out, cfg, track=track)
-    return SimpleNamespace(**read_json(folder / "meta.json"))
+    return TextTrainResult(dict(read_json(folder / "meta.json")))
 
 
 def evaluate(
@@ -96,7 +109,7 @@ def evaluate(
         version,
         out_dir,
         eval_cfg=load_text_eval_config(overrides=eval_overrides),
-        gates_cfg=load_text_gates_config(gates),
+        gates_cfg=load_text_gates_config(gates or None),
     )
 
 
@@ -127,11 +140,13 @@ def fingerprint(run: dict[str, Any], model: TrainedModel, gate_config: str | Non
 def register(
     model: TrainedModel,
     stores: Stores,
+    evaluation: Evaluation,
     bundle: BundleRef | None,
     bundle_dir: Path | None,
     alias: str | None,
     fp: str,
     existing: Registration | None,
+    record: bool = True,
 ) -> Registration:
     from aidetect.data.text.versions import open_text_version
     from aidetect.model.text.bundle import register_text
@@ -142,10 +157,17 @@ def register(
     version = open_text_version(meta["dataset_version"], stores.datasets)
     source = Path(bundle.uri) if bundle is not None else bundle_dir
     if source is None:
-        source = Path(optimize(Path(model.dir) / "eval", stores, Path(model.dir) / "bundle", None).uri)
+        source = Path(optimize(Path(evaluation.dir), stores, Path(evaluation.dir) / "bundle", None).uri)
     info = register_text(
-        model.dir, source, version, model_name=stores.name, alias=alias, extra_tags={"fingerprint": fp}
+        model.dir,
+        source,
+        version,
+        model_name=stores.name,
+        alias=alias,
+        extra_tags={"fingerprint": fp},
+        eval_dir=evaluation.dir,
     )
     result = Registration(info.name, info.version, info.run_id, True, info.aliases, fp, info.tags)
-    write_json(Path(model.dir) / "registered.json", result.to_dict())
+    if record:
+        write_json(Path(model.dir) / "registered.json", result.to_dict())
     return result

@@ -143,13 +143,15 @@ def register_text(
     model_name: str,
     alias: str | None = "candidate",
     extra_tags: dict[str, str] | None = None,
+    eval_dir: str | Path | None = None,
 ) -> registry.VersionInfo:
-    """Register the evaluated, optimized text model (refused when its gates failed)."""
+    """Register the evaluated (``eval_dir``, default ``<model_dir>/eval``), optimized text model; refused
+    when its gates failed."""
     from aidetect.flows.model import GateFailedError
     from aidetect.monitoring.reference import Profile, log_reference
 
     model_dir, bundle_dir = Path(model_dir), Path(bundle_dir)
-    eval_dir = model_dir / "eval"
+    eval_dir = Path(eval_dir) if eval_dir else model_dir / "eval"
     ev = dict(read_json(eval_dir / "eval.json"))
     if not ev.get("passed"):
         raise GateFailedError(

@@ -2,7 +2,7 @@
 
 scikit-learn fits the vocabulary (``analyzer="char"`` on :func:`model_string`, i.e. byte n-grams), the
 IDF weights and the linear model; the ONNX graph recomputes the same features with the standard
-``TfIdfVectorizer`` operator on the byte ids (sublinear TF, IDF, L2 norm) and applies the linear model,
+``TfIdfVectorizer`` operator on the byte ids (binary TF x IDF, L2 norm) and applies the linear model,
 so serving needs neither scikit-learn nor a tokenizer, and the two agree to float32 rounding.
 """
 
@@ -42,7 +42,7 @@ def fit(texts: list[str], targets: np.ndarray, params: TfidfParams) -> tuple[Any
         ngram_range=(1, params.ngram_max),
         min_df=params.min_df,
         max_features=params.max_features,
-        sublinear_tf=True,
+        binary=True,  # binary TF x IDF: one pass of the ONNX TfIdfVectorizer operator (mode IDF)
         dtype=np.float32,
     )
     x = vec.fit_transform([model_string(t, params.max_len) for t in texts])
@@ -73,45 +73,43 @@ def _pool(vocabulary: dict[str, int], ngram_max: int) -> tuple[list[int], list[i
 
 
 def to_onnx(vec: Any, clf: Any, num_classes: int, ngram_max: int) -> onnx.ModelProto:
-    """The graph ``ids [N, L] -> probabilities [N, C]``."""
+    """The graph ``ids [N, L] -> probabilities [N, C]``.
+
+    Binary TF times IDF is exactly the ``TfIdfVectorizer`` operator's ``IDF`` mode, so the features take
+    one pass; the L2 norm and the linear model are a reduction and a matrix product over them (the
+    normalisation is applied to the logits, ``(w @ coef) / ||w||``, not to the ``[N, V]`` features)."""
     pool, counts, indexes = _pool(vec.vocabulary_, ngram_max)
     width = len(vec.vocabulary_)
-    coef = np.zeros((num_classes if clf.coef_.shape[0] > 1 else 1, width), np.float32)
+    rows = num_classes if clf.coef_.shape[0] > 1 else 1
+    coef = np.zeros((rows, width), np.float32)
     coef[:] = clf.coef_
+    weights = np.zeros(len(indexes), np.float32)
+    weights[:] = vec.idf_.astype(np.float32)[indexes]  # per pool n-gram, in pool order
     inits = [
-        numpy_helper.from_array(vec.idf_.astype(np.float32), "idf"),
         numpy_helper.from_array(coef.T.copy(), "coef"),
         numpy_helper.from_array(clf.intercept_.astype(np.float32), "intercept"),
-        numpy_helper.from_array(np.array([1], np.int64), "axis1"),
-        numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
         numpy_helper.from_array(np.array(1.0, np.float32), "one"),
-        numpy_helper.from_array(np.array(1e-12, np.float32), "eps"),
+        numpy_helper.from_array(np.array(1e-24, np.float32), "eps"),
     ]
     nodes = [
         helper.make_node(
             "TfIdfVectorizer",
             [INPUT_NAME],
-            ["tf"],
-            mode="TF",
+            ["w"],
+            mode="IDF",
             min_gram_length=1,
             max_gram_length=ngram_max,
             max_skip_count=0,
             ngram_counts=counts,
             ngram_indexes=indexes,
             pool_int64s=pool,
+            weights=weights.tolist(),
         ),
-        helper.make_node("Greater", ["tf", "zero"], ["present"]),
-        helper.make_node("Max", ["tf", "one"], ["tf_safe"]),
-        helper.make_node("Log", ["tf_safe"], ["log_tf"]),
-        helper.make_node("Add", ["log_tf", "one"], ["sub_tf"]),
-        helper.make_node("Where", ["present", "sub_tf", "zero"], ["tf_w"]),
-        helper.make_node("Mul", ["tf_w", "idf"], ["w"]),
-        helper.make_node("Mul", ["w", "w"], ["w2"]),
-        helper.make_node("ReduceSum", ["w2", "axis1"], ["ss"], keepdims=1),
-        helper.make_node("Sqrt", ["ss"], ["norm"]),
-        helper.make_node("Max", ["norm", "eps"], ["norm_safe"]),
-        helper.make_node("Div", ["w", "norm_safe"], ["x"]),
-        helper.make_node("MatMul", ["x", "coef"], ["lin"]),
+        helper.make_node("ReduceSumSquare", ["w"], ["ss"], axes=[1], keepdims=1),  # opset 17: attribute
+        helper.make_node("MatMul", ["w", "coef"], ["dot"]),
+        helper.make_node("Max", ["ss", "eps"], ["ss_safe"]),
+        helper.make_node("Sqrt", ["ss_safe"], ["norm"]),
+        helper.make_node("Div", ["dot", "norm"], ["lin"]),
         helper.make_node("Add", ["lin", "intercept"], ["logits"]),
     ]
     if coef.shape[0] == 1:
