@@ -284,7 +284,7 @@ def test_rate_limit_with_auth_is_per_token(bundle: Path, tmp_path: Path) -> None
 
 
 def test_requests_beyond_the_in_flight_limit_get_503_not_memory(bundle: Path, tmp_path: Path) -> None:
-    with serve(bundle, tmp_path, environ(max_inflight_requests=2, fault_delay_ms=1500)) as s:
+    with serve(bundle, tmp_path, environ(max_inflight_requests=2, fault_delay_ms=3000)) as s:
         doc = _image_doc([solid((1, 2, 3))])
         with cf.ThreadPoolExecutor(8) as pool:
             codes = sorted(pool.map(lambda _: _infer(s, doc, None).status_code, range(8)))
