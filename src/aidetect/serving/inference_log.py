@@ -57,6 +57,9 @@ def _held_bytes(batch: LoggedBatch) -> int:
     return encoded + decoded + batch.probabilities.nbytes
 
 
+RETRY_FLUSHES = 4  # flushes' worth of rows kept across a failed write, for the next attempt
+
+
 class InferenceLog:
     """Buffered, bounded, background parquet writer for prediction rows."""
 
@@ -89,6 +92,7 @@ class InferenceLog:
         self._queue: queue.Queue[LoggedBatch | None] = queue.Queue(maxsize=self.queue_size)
         self._rows: list[dict[str, object]] = []
         self.dropped = 0
+        self._retry_at = 0.0  # monotonic time before which a failed store is not tried again
         self._queued_bytes = 0
         self._bytes_lock = threading.Lock()
         self.written_rows = 0
@@ -201,15 +205,20 @@ class InferenceLog:
                 pass
             else:
                 if item is None:
-                    self._flush()
+                    self._flush(final=True)
                     return
                 self._rows.extend(self._rows_of(item))
                 self._release(_held_bytes(item))
-            if len(self._rows) >= self.flush_rows or time.monotonic() - last_flush >= self.flush_seconds:
+            due = len(self._rows) >= self.flush_rows or time.monotonic() - last_flush >= self.flush_seconds
+            if due and time.monotonic() >= self._retry_at:
                 self._flush()
                 last_flush = time.monotonic()
 
-    def _flush(self) -> None:
+    def _flush(self, final: bool = False) -> None:
+        """Write the buffered rows as one file. When the store fails, the oldest
+        ``RETRY_FLUSHES * flush_rows`` rows stay buffered for the next attempt (one ``flush_seconds``
+        later), so a short outage loses nothing; rows beyond that, and all of them at shutdown, are
+        dropped and counted."""
         if not self._rows:
             return
         rows, self._rows = self._rows, []
@@ -221,9 +230,13 @@ class InferenceLog:
         uri = storage.join(self.root, self.model_name, f"date={now:%Y-%m-%d}", name)
         try:
             storage.write_bytes(uri, buf.getvalue())
-        except Exception as exc:  # keep serving; the rows of this flush are lost and counted
-            log.error("inference log flush to %s failed: %s", uri, exc)
-            self.dropped += len(rows)
+        except Exception as exc:  # keep serving: retry the oldest rows later, drop and count the rest
+            keep = 0 if final else min(len(rows), RETRY_FLUSHES * self.flush_rows)
+            self._rows, self._retry_at = rows[:keep], time.monotonic() + self.flush_seconds
+            self.dropped += len(rows) - keep
+            msg = "inference log flush to %s failed (%d rows kept for a retry, %d dropped): %s"
+            log.error(msg, uri, keep, len(rows) - keep, exc)
             return
+        self._retry_at = 0.0
         self.written_rows += len(rows)
         self.files.append(uri)
