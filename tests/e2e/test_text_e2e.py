@@ -17,6 +17,9 @@ from tritonclient.utils import InferenceServerException
 from aidetect import flows
 from aidetect.data.text.demo import generate_text_demo
 from aidetect.data.text.features import TEXT_FEATURE_COLUMNS
+from aidetect.monitoring.check import run_check
+from aidetect.monitoring.config import DriftConfig
+from aidetect.refs import ModelRef
 from tests.helpers.serving import aidetect_serve
 
 NAME = "text-e2e"
@@ -99,6 +102,12 @@ def test_text_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert set(TEXT_FEATURE_COLUMNS) <= set(logged.columns) and "text" not in logged.columns
     assert {"label", "probability_fake", "p_human", "p_ai"} <= set(logged.columns)
     assert len(logged) == 6
+    # drift works on the text features (the reference profile of a text version holds them)
+    cfg = DriftConfig(
+        log_uri=str(log_dir), reports_uri=str(tmp_path / "drift"), min_rows=5, min_reference_rows=10
+    )
+    verdict = run_check(ModelRef.parse(f"{NAME}/{info.version}"), cfg, retrain_on_drift=False)
+    assert {f["column"] for f in verdict["features"]} == set(TEXT_FEATURE_COLUMNS)
 
 
 def _error(client: th.InferenceServerClient, texts: list[bytes]) -> str:

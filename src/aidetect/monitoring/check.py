@@ -17,7 +17,7 @@ import json
 import logging
 import tempfile
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,6 +91,15 @@ def resolve_reference(model: ModelRef, reference_uri: str | None) -> tuple[pd.Da
     return load_reference(model.name, model.ref)
 
 
+def features_of_profile(cfg: DriftConfig, profile: Profile) -> DriftConfig:
+    """The configured features, or the profile's own when it was built for another modality (a text
+    model's reference holds text features, none of the image ones): drift then works on those."""
+    if set(cfg.features) & set(profile.feature_columns):
+        return cfg
+    own = list(profile.feature_columns)
+    return replace(cfg, features=own, critical_features=[c for c in cfg.critical_features if c in own])
+
+
 def run_check(
     model: ModelRef,
     cfg: DriftConfig,
@@ -106,6 +115,7 @@ def run_check(
     name = model.name
     version = model.ref if model.ref.isdigit() else profile.model_version
     since = parse_duration(cfg.since, "since")
+    cfg = features_of_profile(cfg, profile)
     wanted = [*cfg.features, cfg.prediction_column] if cfg.prediction_column in reference else cfg.features
     window = read_window(log_uri(cfg), name, since=since, until=now, model_version=version, columns=wanted)
     result, snapshot = compare(reference, window, cfg)
