@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import time
 import zipfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -60,16 +61,26 @@ def write_log(
     blobs: Sequence[bytes],
     scorer: Scorer,
     ts: datetime | None = None,
-    batch: int = 256,
+    batch: int = 32,
 ) -> int:
-    """Score ``blobs`` and write them through the serving InferenceLog, as the server would."""
+    """Score ``blobs`` and write them through the serving InferenceLog, as the server would.
+
+    The log's queue is bounded in bytes (large images fill it fast), so a refused batch waits for the
+    writer to drain it instead of being dropped: every row of a scenario must land."""
     log = InferenceLog(str(root), model_name, model_version, scorer.rule, flush_rows=100_000)
+    refused = 0
     for i in range(0, len(blobs), batch):
         chunk = blobs[i : i + batch]
         images = [Image.open(io.BytesIO(b)) for b in chunk]
         for img in images:
             img.load()
         probs = scorer.predict(chunk)
-        log.submit(LoggedBatch(ts or datetime.now(UTC), images, list(chunk), probs))
+        item = LoggedBatch(ts or datetime.now(UTC), images, list(chunk), probs)
+        deadline = time.monotonic() + 120
+        while not log.submit(item):
+            assert time.monotonic() < deadline, "the inference log never drained"
+            refused += len(chunk)  # counted as dropped by the log, then retried here
+            time.sleep(0.05)
     log.close()
+    assert log.dropped == refused, f"{log.dropped - refused} rows dropped"
     return log.written_rows
