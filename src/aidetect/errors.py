@@ -33,3 +33,9 @@ class StorageError(AidetectError):
 
 class ServiceUnavailableError(AidetectError):
     """An external service (tracking server, S3, Prometheus, KFP) could not be reached."""
+
+
+class GateFailedError(AidetectError):
+    """The model failed its quality gates, so it is not registered."""
+
+    exit_code = 3

@@ -15,10 +15,11 @@ import pyarrow.parquet as pq
 
 from aidetect import storage
 from aidetect.data.features import FEATURE_COLUMNS
-from aidetect.monitoring.check import ModelRef, read_latest, run_check
+from aidetect.monitoring.check import read_latest, run_check
 from aidetect.monitoring.config import DriftConfig, RetrainConfig
 from aidetect.monitoring.reference import Profile, read_reference, write_reference
 from aidetect.monitoring.retrain import load_launches
+from aidetect.refs import ModelRef
 
 
 def _frame(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:

@@ -17,9 +17,10 @@ from PIL import Image
 
 from aidetect.cli import main
 from aidetect.data.features import FEATURE_COLUMNS
-from aidetect.monitoring.check import ModelRef, run_check
+from aidetect.monitoring.check import run_check
 from aidetect.monitoring.config import DriftConfig, RetrainConfig
 from aidetect.monitoring.reference import Profile, write_reference
+from aidetect.refs import ModelRef
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "report-detector"

@@ -13,7 +13,7 @@ from aidetect.data.text.demo import generate_text_demo
 from aidetect.data.text.encode import encode_ids
 from aidetect.data.text.versions import ingest_text, open_text_version
 from aidetect.data.versions import DatasetVersion
-from aidetect.flows.model import GateFailedError
+from aidetect.errors import GateFailedError
 from aidetect.model.lineage import read_json
 from aidetect.model.text import runtime
 from aidetect.model.text.bundle import optimize_text, register_text

@@ -17,7 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from aidetect.errors import AidetectError, DataError
+from aidetect.errors import AidetectError, DataError, GateFailedError
 from aidetect.flows.refs import EVAL_DIR, BundleRef, DatasetRef, Evaluation, Registration, TrainedModel
 from aidetect.flows.stores import Stores
 from aidetect.model.lineage import read_json, write_json
@@ -26,12 +26,6 @@ FINGERPRINT_TAG = "fingerprint"
 OPTIMIZED_FILE = "optimized.json"  # in a training folder: where `aidetect optimize` wrote its bundle
 REGISTERED_FILE = "registered.json"
 EVAL_METRICS = ("accuracy", "f1", "macro_f1", "fake_recall", "roc_auc", "pr_auc", "ece", "threshold")
-
-
-class GateFailedError(AidetectError):
-    """The model failed its quality gates, so it is not registered."""
-
-    exit_code = 3
 
 
 def gate_failed(evaluation: Evaluation) -> GateFailedError:

@@ -147,7 +147,7 @@ def register_text(
 ) -> registry.VersionInfo:
     """Register the evaluated (``eval_dir``, default ``<model_dir>/eval``), optimized text model; refused
     when its gates failed."""
-    from aidetect.flows.model import GateFailedError
+    from aidetect.errors import GateFailedError
     from aidetect.monitoring.reference import Profile, log_reference
 
     model_dir, bundle_dir = Path(model_dir), Path(bundle_dir)
