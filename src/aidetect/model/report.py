@@ -32,13 +32,19 @@ def _metrics_table(metrics: dict[str, Any], labels: list[str]) -> list[str]:
 def gate_markdown(report: dict[str, Any]) -> str:
     g = report["gates"]
     verdict = "PASSED" if g["passed"] else "FAILED"
+    text = report.get("modality") == "text"
+    items = "texts" if text else "images"
+    reads = (
+        f"reading {report['model'].get('max_len')} bytes"
+        if text
+        else f"at {report['model']['input_size']} px"
+    )
     lines = [
         f"## Quality gates: {verdict}",
         "",
         f"- dataset version: `{report['dataset_version']}` (split `{report['eval_split']}`, "
-        f"{report['metrics']['n']} images)",
-        f"- model: `{report['model']['arch']}` at {report['model']['input_size']} px, "
-        f"labels {report['labels']}",
+        f"{report['metrics']['n']} {items})",
+        f"- model: `{report['model']['arch']}` {reads}, labels {report['labels']}",
         f"- decision threshold on the fake score: {report['threshold']:.4f} "
         f"(policy `{report['threshold_policy']}`)",
     ]
