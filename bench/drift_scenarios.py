@@ -30,10 +30,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from aidetect.monitoring.check import ModelRef, run_check  # noqa: E402
+from aidetect.monitoring.check import run_check  # noqa: E402
 from aidetect.monitoring.config import load_drift_config  # noqa: E402
 from aidetect.monitoring.reference import BundleScorer, build_reference, write_reference  # noqa: E402
 from aidetect.paths import shared_datasets  # noqa: E402
+from aidetect.refs import ModelRef  # noqa: E402
 from tests.helpers import drift as helpers  # noqa: E402
 
 MODEL, VERSION = "bench-detector", "1"
