@@ -340,6 +340,7 @@ def check_run(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     ]
     for key, value in secrets.items():
         cmd += ["-e", f"{key}={value}"]
+    cmd += ["-e", json.dumps({"vault_aidetect_serving_tokens": ["check-mode-only-token"]})]  # a list
     res = run(cmd, env, timeout=600)
     start = res.stdout.find("{")
     assert start >= 0, res.stdout[-3000:] + res.stderr[-3000:]
