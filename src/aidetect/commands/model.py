@@ -32,7 +32,9 @@ def _emit(obj: dict[str, Any]) -> None:
     "--config", "config_path", type=click.Path(dir_okay=False), help="A train.yaml instead of the default."
 )
 @click.option(
-    "--arch", help="Network: compact, compact_s, compact_l, mobilenet_v3_small, efficientnet_b0, resnet18."
+    "--arch",
+    help="Network: compact, compact_s, compact_l, forensic_s, forensic_m (native-resolution crops), "
+    "mobilenet_v3_small, efficientnet_b0, resnet18.",
 )
 @click.option("--epochs", type=int)
 @click.option("--batch-size", type=int)
