@@ -1,0 +1,102 @@
+"""Closed-loop settings (``configs/feedback.yaml``, env ``AIDETECT_FEEDBACK__<SECTION>__<FIELD>``).
+
+One section per part of the loop (docs/CONTRACTS.md, "The closed loop"); each part validates its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aidetect.errors import ConfigError
+
+
+@dataclass
+class CaptureConfig:
+    """Which received images the predictor keeps, where, and for how long."""
+
+    enabled: bool = True
+    store_uri: str = ""  # content-addressed image store; "": $AIDETECT_HOME/captured (or s3://...)
+    sample_rate: float = 0.05  # share of images kept at random
+    model_rates: dict[str, float] = field(default_factory=dict)  # per served model name
+    # the review policy: every image whose fake score falls in [uncertain_low, uncertain_high] is kept
+    uncertain_low: float = 0.2
+    uncertain_high: float = 0.8
+    retention: str = "30d"
+    max_store_bytes: int = 10 * 1024**3
+    max_queue_bytes: int = 64 * 1024**2  # held in memory waiting for the writer; beyond: dropped, counted
+
+    def validate(self) -> None:
+        rates = [self.sample_rate, *self.model_rates.values()]
+        if any(not 0.0 <= r <= 1.0 for r in rates):
+            raise ConfigError("capture.sample_rate: rates must be in [0, 1]")
+        if not 0.0 <= self.uncertain_low <= self.uncertain_high <= 1.0:
+            raise ConfigError("capture.uncertain_low: need 0 <= uncertain_low <= uncertain_high <= 1")
+        if self.max_store_bytes < 1 or self.max_queue_bytes < 1:
+            raise ConfigError("capture.max_store_bytes: byte caps must be positive")
+
+
+@dataclass
+class LabelsConfig:
+    """Where labels live and which one wins when people disagree."""
+
+    root: str = ""  # the append-only label log; "": $AIDETECT_HOME/labels
+    conflict_policy: str = "latest"  # latest | majority | priority | drop
+    source_priority: list[str] = field(default_factory=lambda: ["review-page", "label-studio", "import"])
+
+    def validate(self) -> None:
+        if self.conflict_policy not in ("latest", "majority", "priority", "drop"):
+            raise ConfigError(
+                f"labels.conflict_policy: {self.conflict_policy!r} is not latest, majority, priority or drop"
+            )
+
+
+@dataclass
+class ReviewConfig:
+    """The Label Studio review queue."""
+
+    url: str = "http://localhost:8090"
+    token_env: str = "AIDETECT_LABEL_STUDIO_TOKEN"  # the env var holding the API token (never the token)
+    project: str = "aidetect-review"
+    timeout_s: float = 30.0
+
+    def validate(self) -> None:
+        if not self.url.startswith(("http://", "https://")):
+            raise ConfigError(f"review.url: {self.url!r} is not an http(s) URL")
+
+
+@dataclass
+class QualityConfig:
+    """When live accuracy from reviewers' labels counts as degradation."""
+
+    since: str = "7d"
+    min_labels: int = 50  # fewer joined labels: no verdict, never an alarm
+    min_f1: float = 0.9
+
+    def validate(self) -> None:
+        if self.min_labels < 1 or not 0.0 <= self.min_f1 <= 1.0:
+            raise ConfigError("quality.min_labels: must be >= 1 (and min_f1 in [0, 1])")
+
+
+@dataclass
+class GrowConfig:
+    """How labelled production images join a dataset version."""
+
+    min_feedback_rows: int = 20  # fewer: refused, nothing written
+    before_retrain: bool = True  # drift/degradation retraining grows the newest version first
+
+    def validate(self) -> None:
+        if self.min_feedback_rows < 1:
+            raise ConfigError("grow.min_feedback_rows: must be >= 1")
+
+
+@dataclass
+class FeedbackConfig:
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    grow: GrowConfig = field(default_factory=GrowConfig)
+
+    def validate(self) -> None:
+        for part in (self.capture, self.labels, self.review, self.quality, self.grow):
+            part.validate()
