@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,47 @@ def list_uris(prefix: str, suffix: str = "") -> list[str]:
                 if obj["Key"].endswith(suffix):
                     out.append(f"s3://{bucket}/{obj['Key']}")
     return sorted(out)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object: its URI, size in bytes and last-modified time (UTC)."""
+
+    uri: str
+    size: int
+    modified: datetime
+
+
+def list_objects(prefix: str) -> Iterator[ObjectInfo]:
+    """Every object (or file, recursively) under ``prefix`` with its size and mtime, streamed in
+    store order (S3 pages of 1000; local: a directory walk), for retention and size caps."""
+    if not is_s3(prefix):
+        root = Path(prefix)
+        if not root.is_dir():
+            return
+        for p in root.rglob("*"):
+            with contextlib.suppress(FileNotFoundError):  # removed since the walk listed it
+                st = p.stat()
+                if p.is_file():
+                    yield ObjectInfo(str(p), st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+        return
+    bucket, key = split_s3(prefix)
+    with s3_errors(prefix):
+        for page in s3_client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+            for obj in page.get("Contents", []):
+                modified = obj["LastModified"].astimezone(UTC)
+                yield ObjectInfo(f"s3://{bucket}/{obj['Key']}", int(obj["Size"]), modified)
+
+
+def delete(uri: str) -> None:
+    """Remove one object or file; a missing one is not an error (deleting is idempotent)."""
+    if not is_s3(uri):
+        with contextlib.suppress(FileNotFoundError):
+            Path(uri).unlink()
+        return
+    bucket, key = split_s3(uri)
+    with s3_errors(uri):
+        s3_client().delete_object(Bucket=bucket, Key=key)
 
 
 @contextlib.contextmanager

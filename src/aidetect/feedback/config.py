@@ -21,14 +21,19 @@ class CaptureConfig:
     # the review policy: every image whose fake score falls in [uncertain_low, uncertain_high] is kept
     uncertain_low: float = 0.2
     uncertain_high: float = 0.8
-    retention: str = "30d"
-    max_store_bytes: int = 10 * 1024**3
+    retention: str = "30d"  # images older than this (since last kept) are pruned
+    max_store_bytes: int = 10 * 1024**3  # beyond: the oldest images are pruned first
     max_queue_bytes: int = 64 * 1024**2  # held in memory waiting for the writer; beyond: dropped, counted
+    prune_every: str = "1h"  # the writer prunes this often (and when it has written past the cap)
 
     def validate(self) -> None:
+        from aidetect.monitoring.config import parse_duration
+
         rates = [self.sample_rate, *self.model_rates.values()]
         if any(not 0.0 <= r <= 1.0 for r in rates):
             raise ConfigError("capture.sample_rate: rates must be in [0, 1]")
+        parse_duration(self.retention, "capture.retention")
+        parse_duration(self.prune_every, "capture.prune_every")
         if not 0.0 <= self.uncertain_low <= self.uncertain_high <= 1.0:
             raise ConfigError("capture.uncertain_low: need 0 <= uncertain_low <= uncertain_high <= 1")
         if self.max_store_bytes < 1 or self.max_queue_bytes < 1:
