@@ -88,10 +88,13 @@ class GrowConfig:
 
     min_feedback_rows: int = 20  # fewer: refused, nothing written
     before_retrain: bool = True  # drift/degradation retraining grows the newest version first
+    on_conflict: str = "base"  # a reviewer's label differs from the base's: base | feedback wins (reported)
 
     def validate(self) -> None:
         if self.min_feedback_rows < 1:
             raise ConfigError("grow.min_feedback_rows: must be >= 1")
+        if self.on_conflict not in ("base", "feedback"):
+            raise ConfigError(f"grow.on_conflict: {self.on_conflict!r} is not base or feedback")
 
 
 @dataclass
