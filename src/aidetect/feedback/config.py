@@ -76,10 +76,18 @@ class QualityConfig:
     since: str = "7d"
     min_labels: int = 50  # fewer joined labels: no verdict, never an alarm
     min_f1: float = 0.9
+    bucket: str = "1d"  # the "over time" series: one point per bucket of prediction time
+    reports_uri: str = ""  # verdicts + Evidently reports; "": $AIDETECT_HOME/quality (or s3://...)
+    pushgateway_url: str = ""  # "": the textfile <home>/monitoring/quality.prom only
+    metrics_job: str = "aidetect-quality"
 
     def validate(self) -> None:
         if self.min_labels < 1 or not 0.0 <= self.min_f1 <= 1.0:
             raise ConfigError("quality.min_labels: must be >= 1 (and min_f1 in [0, 1])")
+        from aidetect.monitoring.config import parse_duration
+
+        parse_duration(self.since, "quality.since")
+        parse_duration(self.bucket, "quality.bucket")
 
 
 @dataclass
