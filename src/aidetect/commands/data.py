@@ -209,3 +209,63 @@ def validate(
     click.echo(f"  decode check ({dec['mode']}): {dec['checked']} decoded, {dec['failed']} failed")
     click.echo(f"  report: {written['markdown']}\n  json: {written['json']}")
     result.raise_for_critical()
+
+
+@data.command()
+@click.argument("base")
+@root_option
+@click.option("--labels", "labels_root", help="The label log (folder or s3://; default labels.root).")
+@click.option("--store", help="The capture store of kept images (default capture.store_uri).")
+@click.option("--min-feedback-rows", type=int, help="Refuse a grow adding fewer new images.")
+@click.option("--validate/--no-validate", "run_validation", default=True, show_default=True)
+def grow(
+    base: str,
+    root: str | None,
+    labels_root: str | None,
+    store: str | None,
+    min_feedback_rows: int | None,
+    run_validation: bool,
+) -> None:
+    """BASE (version id or prefix) plus reviewers' labelled kept images, as a new version.
+
+    Images already in BASE keep their split; new ones are split by sha256 with BASE's rule. Too few
+    new images, labels for images the store lacks or for unknown classes: reported, nothing written."""
+    from aidetect import flows
+    from aidetect.data.versions import version_counts_table
+    from aidetect.feedback.grow import load_feedback_config
+
+    overrides = {"grow": {"min_feedback_rows": min_feedback_rows}} if min_feedback_rows else None
+    cfg = load_feedback_config(overrides=overrides)
+    stores = flows.Stores(datasets_root=root or "")
+    grown = flows.grow(
+        flows.DatasetRef.resolve(base, root or ""),
+        stores,
+        cfg=cfg,
+        labels_root=labels_root or "",
+        store=store or "",
+    )
+    r = grown.report
+    state = "created" if r.created else "already exists (nothing written)"
+    click.echo(f"dataset version {r.version_id} {state} (base {r.base}, batch {r.feedback_batch})")
+    click.echo(f"  uri: {r.uri}")
+    labels = sorted({label for per in r.added.values() for label in per})
+    click.echo(f"  added {r.num_added} labelled images:")
+    click.echo(format_table(version_counts_table(r.added, labels), indent=4))
+    click.echo(
+        f"  feedback rows {r.feedback_rows} ({r.feedback_share:.1%} of the version); "
+        f"{r.already_in_base} labels already in the base"
+    )
+    for c in r.conflicts[:10]:
+        click.echo(f"  conflict ({c.get('kind')}): {c}")
+    if r.skipped:
+        click.echo(f"  skipped {len(r.skipped)} labels:")
+        for s in r.skipped[:10]:
+            click.echo(f"    {s['sha256'][:16]}: {s['reason']}")
+    if run_validation:
+        done = flows.validate(grown.dataset, stores, raise_on_critical=False)
+        res = done.result
+        failed = [e["name"] for e in res.expectations if not e["success"]]
+        verdict = "passed" if res.success else "FAILED"
+        click.echo(f"  validation {verdict}" + (f" ({', '.join(failed)})" if failed else ""))
+        click.echo(f"  report: {done.reports['markdown']}")
+        res.raise_for_critical()

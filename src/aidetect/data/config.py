@@ -126,6 +126,10 @@ class ValidationConfig:
     decode_workers: int = 2
     required_splits: list[str] = field(default_factory=lambda: ["train", "val"])
     examples: int = 5
+    # grown versions (provenance column): the share of reviewers' images above which the data is
+    # mostly production's and no longer the base's (warning, then critical)
+    feedback_share_warn: float = 0.5
+    feedback_share_critical: float = 0.9
 
     def validate(self) -> None:
         if self.duplicates not in {"warn", "fail", "drop"}:
@@ -145,6 +149,8 @@ class ValidationConfig:
             raise ConfigError(f"decode_check: expected auto, all or sample, got {self.decode_check!r}")
         if self.decode_sample < 1 or self.decode_workers < 1 or self.examples < 1:
             raise ConfigError("decode_sample, decode_workers and examples must be at least 1")
+        if not 0 <= self.feedback_share_warn <= self.feedback_share_critical <= 1:
+            raise ConfigError("feedback_share_warn/feedback_share_critical: need 0 <= warn <= critical <= 1")
 
 
 def load_validation_config(

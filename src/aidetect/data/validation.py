@@ -168,11 +168,14 @@ def _frame(version: DatasetVersion, decode_errors: pd.Series) -> pd.DataFrame:
     df["labels_per_image"] = by_sha["label"].transform("nunique").astype(int)
     for i, label in enumerate(version.labels):
         df[f"share__{i}"] = (df["label"] == label).astype(float)
+    if "provenance" in m:  # a grown version (aidetect.feedback.grow)
+        df["is_feedback"] = (m["provenance"] == "feedback").astype(float)
     return df
 
 
-def build_suite(labels: list[str], cfg: ValidationConfig) -> list[tuple[str, str, Any]]:
-    """``(name, severity, expectation)`` for every check, in report order."""
+def build_suite(labels: list[str], cfg: ValidationConfig, grown: bool = False) -> list[tuple[str, str, Any]]:
+    """``(name, severity, expectation)`` for every check, in report order (``grown``: the feedback share
+    of a grown version too)."""
     import great_expectations.expectations as gxe
 
     dup_severity = CRITICAL if cfg.duplicates == "fail" else WARNING
@@ -221,6 +224,10 @@ def build_suite(labels: list[str], cfg: ValidationConfig) -> list[tuple[str, str
             gxe.ExpectColumnDistinctValuesToContainSet(column="split", value_set=list(cfg.required_splits)),
         ),
     ]
+    if grown:
+        for severity, limit in ((WARNING, cfg.feedback_share_warn), (CRITICAL, cfg.feedback_share_critical)):
+            exp = gxe.ExpectColumnMeanToBeBetween(column="is_feedback", min_value=0.0, max_value=limit)
+            checks.append((f"feedback share <= {limit:g}", severity, exp))
     for name, severity, exp in checks:
         exp.meta = {"name": name, "severity": severity}
     return checks
@@ -240,7 +247,7 @@ def _jsonable(value: Any) -> Any:
 
 def run_suite(frame: pd.DataFrame, labels: list[str], cfg: ValidationConfig) -> list[dict[str, Any]]:
     """Run the suite on ``frame`` in an ephemeral GX context; one plain dict per expectation."""
-    return run_checks(frame, build_suite(labels, cfg), cfg.examples)
+    return run_checks(frame, build_suite(labels, cfg, "is_feedback" in frame), cfg.examples)
 
 
 def run_checks(

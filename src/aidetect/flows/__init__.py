@@ -7,7 +7,7 @@ with lineage tags, its checkpoint and reports, the serving bundle stamped with i
 and the drift reference profile.
 """
 
-from aidetect.flows.data import ingest, validate
+from aidetect.flows.data import grow, ingest, validate
 from aidetect.flows.model import GateFailedError, evaluate, optimize, register, train
 from aidetect.flows.refs import BundleRef, DatasetRef, Evaluation, Registration, TrainedModel
 from aidetect.flows.stores import Stores
@@ -21,6 +21,7 @@ __all__ = [
     "Stores",
     "TrainedModel",
     "evaluate",
+    "grow",
     "ingest",
     "optimize",
     "register",

@@ -76,3 +76,39 @@ def validate(
         derived = open_version(result.derived_version, root=stores.datasets)
         ref = DatasetRef(derived.version_id, derived.uri, dataset.root, parent=dataset.version_id)
     return Validated(result, ref, reports)
+
+
+@dataclass(frozen=True)
+class Grown:
+    """The grown version and what joined it (``report``: added, skipped, conflicts, feedback share)."""
+
+    dataset: DatasetRef
+    report: Any  # aidetect.feedback.grow.GrowReport
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.dataset.to_dict(), **self.report.to_dict()}
+
+
+def grow(
+    base: DatasetRef, stores: Stores, *, cfg: Any = None, labels_root: str = "", store: str = ""
+) -> Grown:
+    """``base`` ∪ the labelled kept images (labels by the conflict policy from the label log at
+    ``labels_root``, bytes from the capture store ``store``; defaults from ``configs/feedback.yaml``).
+
+    Too few new labelled images: ``DataError``, nothing written."""
+    from aidetect.feedback import grow as growing
+
+    cfg = cfg or growing.load_feedback_config()
+    version = base.open()
+    labels, disputes = growing.resolved_labels(labels_root or cfg.labels.root, cfg.labels, version.labels)
+    report = growing.grow_version(
+        version,
+        labels,
+        store or growing.store_uri(cfg),
+        cfg=cfg.grow,
+        root=stores.datasets,
+        reviewer_conflicts=disputes,
+    )
+    return Grown(
+        DatasetRef(report.version_id, report.uri, stores.datasets_root, parent=base.version_id), report
+    )
