@@ -14,6 +14,8 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from aidetect.config import load
+from aidetect.feedback.capture import Capture
+from aidetect.feedback.config import FeedbackConfig
 from aidetect.provenance import VerdictConfig
 from aidetect.serving import metrics
 from aidetect.serving.bundle import Bundle, load_bundle
@@ -68,7 +70,17 @@ def build_inference_log(cfg: ServingConfig, bundle: Bundle) -> InferenceLog | No
         queue_bytes=cfg.inference_log_queue_bytes,
         max_pixels=cfg.max_image_pixels,
         log_texts=cfg.inference_log_texts,
+        track=cfg.track,
     )
+
+
+def build_capture(model_name: str, bundle: Bundle) -> Capture | None:
+    """The sampled keeping of received images (``configs/feedback.yaml`` ``capture``), or None when it
+    is off. Images only: a text model keeps no inputs (its log rows hold text features)."""
+    cfg = load(FeedbackConfig, "feedback").capture
+    if not cfg.enabled or bundle.spec.modality != "image":
+        return None
+    return Capture(cfg, model_name, metrics.CaptureCounters())
 
 
 def build_predictor(model_uri: str, cfg: ServingConfig) -> AidetectPredictor:
@@ -85,6 +97,7 @@ def build_predictor(model_uri: str, cfg: ServingConfig) -> AidetectPredictor:
         cfg,
         guard=build_guard(cfg),
         inference_log=build_inference_log(cfg, bundle),
+        capture=build_capture(cfg.model_name, bundle),
         on_worker_start=install_worker_routes,
         verdict_cfg=load(VerdictConfig, "verdict"),
     )
@@ -165,12 +178,13 @@ def close_repository(server: Any, predictor: AidetectPredictor) -> None:
 def install_worker_routes(predictor: AidetectPredictor) -> None:
     """The predictor's ``on_worker_start`` hook: a spawned REST worker's KServe app gets our routes."""
     install_routes(model_server.app, predictor)
-    if predictor.inference_log is not None:  # worker processes end without atexit: flush on shutdown
-        model_server.app.router.add_event_handler("shutdown", predictor.inference_log.close)
+    # worker processes end without atexit: flush the log and the kept images on shutdown
+    model_server.app.router.add_event_handler("shutdown", predictor.close_writers)
 
 
 def run_server(model_uri: str, cfg: ServingConfig) -> None:
-    """Load the bundle and serve it until SIGTERM/SIGINT (flushing the inference log on the way out)."""
+    """Load the bundle and serve it until SIGTERM/SIGINT (flushing the inference log and the kept
+    images on the way out)."""
     model_server.args.grpc_max_receive_message_length = min(cfg.max_request_bytes, cfg.max_grpc_request_bytes)
     model_server.args.grpc_max_send_message_length = max(cfg.max_request_bytes, 4 * 1024 * 1024)
     limit_grpc_contents(cfg.max_json_bytes // 2)  # as many typed values as a JSON body may carry
@@ -196,5 +210,4 @@ def run_server(model_uri: str, cfg: ServingConfig) -> None:
     try:
         server.start([predictor])
     finally:
-        if predictor.inference_log is not None:
-            predictor.inference_log.close()
+        predictor.close_writers()

@@ -8,12 +8,15 @@ from typing import Any
 from aidetect.data.imaging import DEFAULT_MAX_PIXELS
 from aidetect.errors import ConfigError
 
+TRACKS = ("stable", "canary")
+
 
 @dataclass
 class ServingConfig:
     """Everything ``aidetect serve`` needs besides the model URI."""
 
     model_name: str = ""  # the route name; empty: the bundle's model_name
+    track: str = "stable"  # stable | canary: which deployment this is (inference-log column, live quality)
     http_port: int = 8080
     grpc_port: int = 8081
     enable_grpc: bool = True
@@ -67,6 +70,8 @@ class ServingConfig:
             port = getattr(self, name)
             if not 0 < port < 65536:
                 raise ConfigError(f"{name}: {port} is not a TCP port")
+        if self.track not in TRACKS:
+            raise ConfigError(f"track: {self.track!r} is not one of {', '.join(TRACKS)}")
         if self.enable_grpc and self.http_port == self.grpc_port:
             raise ConfigError("grpc_port: must differ from http_port")
         positive = (

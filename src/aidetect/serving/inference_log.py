@@ -7,7 +7,9 @@ queue); a background thread computes the cheap image features, buffers rows and 
 the batch is dropped and counted, so a slow store never slows requests.
 
 Columns besides the image features: ``label`` (as served), ``probability_fake`` (the decision rule's fake
-score, the same column the drift reference profile holds) and ``p_<label>`` per class; for image models
+score, the same column the drift reference profile holds), ``p_<label>`` per class, ``sha256`` (of the
+image bytes as received, the key labels join on; "" for pixel / tensor inputs and texts), ``kept``
+(whether the capture took the image for the image store) and ``track`` (stable | canary); for image models
 ``verdict`` (the provenance-aware verdict, configs/verdict.yaml) and ``provenance`` (the image's signals,
 a JSON list).
 """
@@ -48,6 +50,8 @@ class LoggedBatch:
     texts: Sequence[str] | None = None  # a text model's normalised texts: text features instead
     verdicts: Sequence[str] = ()  # an image model's verdict per image, as served
     provenance: Sequence[str] = ()  # an image model's provenance signals per image (JSON lists)
+    sha256: Sequence[str] = ()  # per image, of the bytes as received ("" for pixel / tensor inputs)
+    kept: Sequence[bool] = ()  # per image: accepted by the capture for the image store
 
 
 def _held_bytes(batch: LoggedBatch) -> int:
@@ -75,6 +79,7 @@ class InferenceLog:
         queue_bytes: int = 64 * 1024 * 1024,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         log_texts: bool = False,
+        track: str = "stable",
     ) -> None:
         self.root = root
         self.model_name = model_name
@@ -86,6 +91,7 @@ class InferenceLog:
         self.queue_bytes = queue_bytes  # images and encoded bytes waiting for the writer, at most
         self.max_pixels = max_pixels  # the writer decodes within the server's pixel limit
         self.log_texts = log_texts  # a text model's rows keep the text itself only when asked to
+        self.track = track  # stable | canary, on every row
         self._start()
 
     def _start(self) -> None:
@@ -113,6 +119,7 @@ class InferenceLog:
         "queue_bytes",
         "max_pixels",
         "log_texts",
+        "track",
     )
 
     def __getstate__(self) -> dict[str, object]:
@@ -171,6 +178,9 @@ class InferenceLog:
                 "model_version": self.model_version,
                 "label": label,
                 "probability_fake": float(fake_score[i]),
+                "sha256": batch.sha256[i] if batch.sha256 else "",
+                "kept": bool(batch.kept[i]) if batch.kept else False,
+                "track": self.track,
             }
             for j, name in enumerate(rule.labels):
                 row[f"p_{name}"] = float(probs[j])

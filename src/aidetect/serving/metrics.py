@@ -36,6 +36,12 @@ VERDICTS = Counter(
 REJECTED_INPUTS = Counter(
     "aidetect_rejected_inputs_total", "Inputs refused by the server, by reason.", ["model", "reason"]
 )
+CAPTURED = Counter("aidetect_captured_total", "Received images kept in the image store.", ["model"])
+CAPTURE_DROPPED = Counter(
+    "aidetect_capture_dropped_total",
+    "Images the sampling wanted but did not keep, by reason (queue_full | store_error | shutdown).",
+    ["model", "reason"],
+)
 MODEL_INFO = Gauge(
     "aidetect_model_info", "The served model (value 1).", ["model", "version", "variant", "dataset_version"]
 )
@@ -68,3 +74,14 @@ def reject(model: str, reason: str) -> None:
 
 def set_model_info(model: str, version: str, variant: str, dataset_version: str) -> None:
     MODEL_INFO.labels(model, version, variant, dataset_version).set(1)
+
+
+class CaptureCounters:
+    """The image capture's counters (:class:`aidetect.feedback.capture.CaptureMetrics`); holds no
+    state, so it pickles into REST worker processes."""
+
+    def captured(self, model: str) -> None:
+        CAPTURED.labels(model).inc()
+
+    def dropped(self, model: str, reason: str) -> None:
+        CAPTURE_DROPPED.labels(model, reason).inc()

@@ -23,6 +23,7 @@ the hook that installs the REST routes in a spawned REST worker process.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import time
@@ -37,6 +38,7 @@ import numpy as np
 from grpc_interceptor.exceptions import GrpcException
 
 from aidetect.data import crops
+from aidetect.feedback.capture import Capture
 from aidetect.provenance import Signal, VerdictConfig, decide, read_provenance, to_json
 from aidetect.serving import metrics
 from aidetect.serving.bundle import Bundle
@@ -84,6 +86,7 @@ class Decoded:
     request: InferRequest
     batch: Batch
     signals: list[list[Signal]] | None = None  # per image; None: no encoded bytes (pixels, tensor)
+    hashes: list[str] | None = None  # sha256 per image of the bytes as received ("": none); None: not needed
 
 
 @dataclass
@@ -94,6 +97,7 @@ class Scored:
     batch: Batch
     probabilities: np.ndarray
     signals: list[list[Signal]] | None = None
+    hashes: list[str] | None = None
 
 
 WorkerHook = Callable[["AidetectPredictor"], None]
@@ -114,6 +118,7 @@ class AidetectPredictor(Model):
         *,
         guard: Guard | None = None,
         inference_log: InferenceLog | None = None,
+        capture: Capture | None = None,
         on_worker_start: WorkerHook | None = None,
         verdict_cfg: VerdictConfig | None = None,
     ) -> None:
@@ -131,6 +136,7 @@ class AidetectPredictor(Model):
         self.verdict_cfg = verdict_cfg or VerdictConfig()
         self.inflight = InflightLimit(cfg.max_inflight_requests)  # REST: the guard middleware enforces it
         self.inference_log = inference_log
+        self.capture = capture  # images only: a text model keeps none
         self.on_worker_start = on_worker_start
         self.classifier: Callable[[np.ndarray], np.ndarray] | None = None
         self._executor: ThreadPoolExecutor | None = None
@@ -171,11 +177,17 @@ class AidetectPredictor(Model):
         return self.ready
 
     def stop(self) -> None:
-        if self.inference_log is not None:
-            self.inference_log.close()
+        self.close_writers()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
         super().stop()
+
+    def close_writers(self) -> None:
+        """Flush the inference log and the image capture (shutdown, SIGTERM)."""
+        if self.capture is not None:
+            self.capture.close()
+        if self.inference_log is not None:
+            self.inference_log.close()
 
     def __getstate__(self) -> dict[str, Any]:  # REST workers > 1 pickle the model into each process
         state = dict(self.__dict__)
@@ -295,14 +307,17 @@ class AidetectPredictor(Model):
         return await self._off_loop(self._decode_and_read, payload)
 
     def _decode_and_read(self, request: InferRequest) -> Decoded:
-        """Decode the input and, for encoded images, read their provenance (one executor hop)."""
+        """Decode the input and, for encoded images, read their provenance and hash the bytes as
+        received (one executor hop)."""
         batch = self.decode(request.inputs)
         encoded = getattr(batch, "encoded", None) if self.gives_verdicts else None
-        signals = None
+        signals = hashes = None
         if encoded and all(b is not None for b in encoded):
             cfg, max_pixels = self.verdict_cfg, self.limits.max_image_pixels
             signals = [read_provenance(b, cfg, max_pixels) for b in encoded if b is not None]
-        return Decoded(request, batch, signals)
+        if encoded and (self.inference_log is not None or self.capture is not None):
+            hashes = [hashlib.sha256(b).hexdigest() if b is not None else "" for b in encoded]
+        return Decoded(request, batch, signals, hashes)
 
     def validate(self, payload: Decoded) -> Decoded:
         return payload  # preprocess checked the request; KServe's own check is for dict payloads
@@ -318,7 +333,7 @@ class AidetectPredictor(Model):
         if self.classifier is None:
             raise RuntimeError("predict before load()")
         probs = await self._off_loop(self.score, payload.batch)
-        return Scored(payload.request, payload.batch, probs, payload.signals)
+        return Scored(payload.request, payload.batch, probs, payload.signals, payload.hashes)
 
     def score(self, batch: Any) -> np.ndarray:
         """Probabilities ``[N, C]``: the graph on ``batch.x`` (crops: in chunks of :data:`CROP_CHUNK`
@@ -345,10 +360,12 @@ class AidetectPredictor(Model):
         p_fake = rule.fake_score(probs) if rule.binary else None
         metrics.observe_predictions(self.name, labels, None if p_fake is None else p_fake.tolist())
         verdicts = self._verdicts(result) if self.gives_verdicts else []
+        kept = self._keep(result, rule.fake_score(probs)) if self.capture and result.hashes else []
         if self.inference_log is not None:
             logged = self.logged_batch(result.batch, probs)
             if verdicts:
                 logged.verdicts, logged.provenance = verdicts[0], verdicts[2]
+            logged.sha256, logged.kept = result.hashes or (), kept
             self.inference_log.submit(logged)
         n = len(labels)
         outputs = [
@@ -372,6 +389,15 @@ class AidetectPredictor(Model):
         )
 
     # -- helpers -----------------------------------------------------------------------------------
+    def _keep(self, result: Scored, fake_scores: np.ndarray) -> list[bool]:
+        """Offer each received image to the capture (non-blocking); whether each will be kept."""
+        assert self.capture is not None and result.hashes is not None
+        encoded = result.batch.encoded
+        return [
+            bool(sha) and self.capture.offer(sha, data, float(score))
+            for sha, data, score in zip(result.hashes, encoded, fake_scores.tolist(), strict=True)
+        ]
+
     def _verdicts(self, result: Scored) -> list[list[str]]:
         """Verdicts, reasons (JSON) and provenance (JSON) per image; counted in the metrics."""
         verdicts = decide(result.signals, result.probabilities, self.decision, self.verdict_cfg)

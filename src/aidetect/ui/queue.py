@@ -1,31 +1,34 @@
 """Uncertain uploads kept for an analyst: image bytes and the result they got, by content hash.
 
-Layout under the store: ``<store>/queue/<sha256>.img`` then ``<sha256>.json`` (written last, so a
-listed item always has its image). An item leaves the queue once the label log has a label for its
-hash from after it was queued.
+The image goes into the one store of kept images (:class:`aidetect.feedback.capture.ImageStore`, the
+capture's ``store_uri``), where review, growth and the loop find it by hash; the queue entry is
+``<store>/queue/<sha256>.json`` (written after the image, so a listed item always has its image). An
+item leaves the queue once the label log has a label for its hash from after it was queued.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from typing import Any
 
 from aidetect import paths, storage
-from aidetect.errors import DataError, StorageError
+from aidetect.config import load
+from aidetect.errors import DataError
+from aidetect.feedback.capture import ImageStore
+from aidetect.feedback.config import FeedbackConfig
 from aidetect.feedback.labels import SHA256, LabelLog
 
 
 class ReviewQueue:
-    def __init__(self, store_uri: str, labels: LabelLog) -> None:
+    def __init__(self, store_uri: str, labels: LabelLog, images: ImageStore | None = None) -> None:
         self.root = storage.join(store_uri or str(paths.home() / "review"), "queue")
         self.labels = labels
+        self.images = images or ImageStore.from_config(load(FeedbackConfig, "feedback").capture)
 
     def add(self, image: bytes, result: dict[str, Any]) -> str:
         """Keep ``image`` with the ``result`` it got; returns its sha256 (idempotent per image)."""
-        sha = hashlib.sha256(image).hexdigest()
-        storage.write_bytes(storage.join(self.root, f"{sha}.img"), image)
+        sha = self.images.put(image)
         item = {"sha256": sha, "queued": dt.datetime.now(dt.UTC).isoformat(), "result": result}
         storage.write_bytes(storage.join(self.root, f"{sha}.json"), json.dumps(item).encode())
         return sha
@@ -46,7 +49,9 @@ class ReviewQueue:
     def image(self, sha: str) -> bytes:
         if not SHA256.match(sha):
             raise DataError("not a sha256")
-        try:
-            return storage.read_bytes(storage.join(self.root, f"{sha}.img"))
-        except StorageError:
+        try:  # only what was queued here: the page does not browse the whole store
+            if not storage.exists(storage.join(self.root, f"{sha}.json")):
+                raise DataError(sha)
+            return self.images.get(sha)
+        except DataError:
             raise DataError(f"no queued image {sha}") from None
