@@ -45,6 +45,13 @@ def _emit(obj: dict[str, Any]) -> None:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--no-track", is_flag=True, help="Do not log to MLflow (the model cannot be registered then).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out from its last checkpoint.")
+@click.option(
+    "--init-from",
+    help="Warm-start from this model's weights (models:/name/3, models:/name@production or a model.pt) "
+    "when the network matches; otherwise from scratch, said in the log.",
+)
+@click.option("--from-scratch", is_flag=True, help="Ignore --init-from: random (or --weights) start.")
+@click.option("--feedback-repeat", type=int, help="Grown versions: each reviewer-labelled image N times.")
 def train(
     data: str,
     out: str,
@@ -60,6 +67,9 @@ def train(
     device: str | None,
     no_track: bool,
     resume: bool,
+    init_from: str | None,
+    from_scratch: bool,
+    feedback_repeat: int | None,
 ) -> None:
     """Train a detector on dataset version DATA into OUT (works under torchrun for DDP)."""
     import os
@@ -76,6 +86,7 @@ def train(
         "seed": seed,
         "device": device,
         "track": False if no_track else None,
+        "feedback_repeat": feedback_repeat,
     }
     stores = flows.Stores()
     _, result = flows.train(
@@ -86,6 +97,8 @@ def train(
         config_path=config_path,
         overrides=overrides,
         resume=resume,
+        init_from=init_from,
+        from_scratch=from_scratch,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         _emit(result.__dict__)

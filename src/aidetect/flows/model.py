@@ -45,9 +45,15 @@ def train(
     config_path: str | None = None,
     overrides: dict[str, Any] | None = None,
     resume: bool = False,
+    init_from: Any = None,
+    from_scratch: bool = False,
 ) -> tuple[TrainedModel, Any]:
     """Train from ``preset`` (merged over ``configs/train.yaml``) into ``out``; returns the folder and
-    the :class:`aidetect.model.train.TrainResult`."""
+    the :class:`aidetect.model.train.TrainResult`.
+
+    ``init_from`` (a ``ModelRef``, ``models:/...`` or a checkpoint path; the champion when retraining):
+    warm-start from its weights when the network matches, else from scratch with a warning in the log;
+    ``from_scratch`` ignores it."""
     from aidetect.model.config import load_train_config
     from aidetect.model.train import train as train_model
 
@@ -57,19 +63,45 @@ def train(
     if text.is_text_dataset(dataset):
         return TrainedModel(str(out)), text.train(dataset, out, preset, config_path, overrides)
     cfg = load_train_config(preset or None, config_path, overrides)
-    result = train_model(cfg, dataset.open(), out, resume=resume)
+    with tempfile.TemporaryDirectory(prefix="aidetect-init-") as tmp:
+        start = None if from_scratch or not init_from else _init_checkpoint(init_from, stores, Path(tmp))
+        result = train_model(cfg, dataset.open(), out, resume=resume, init_from=start)
     return TrainedModel(str(out)), result
+
+
+def _init_checkpoint(init_from: Any, stores: Stores, tmp: Path) -> str:
+    """A local checkpoint for ``init_from``: a registered version's ``checkpoint/model.pt``, or a path."""
+    from aidetect import registry
+    from aidetect.refs import ModelRef
+
+    text_ref = str(init_from)
+    if isinstance(init_from, ModelRef) or ModelRef.is_registry_uri(text_ref):
+        ref = init_from if isinstance(init_from, ModelRef) else ModelRef.parse(text_ref, stores.name)
+        return str(registry.download_artifacts(ref.name, ref.ref, "checkpoint/model.pt", tmp))
+    path = Path(text_ref)
+    if path.is_dir():
+        path = path / "model.pt"
+    if not path.exists():
+        raise DataError(f"--init-from {text_ref}: no checkpoint there (a models:/ URI or a model.pt)")
+    return str(path)
 
 
 # -- evaluate ----------------------------------------------------------------------------------------
 
 
-def _champion(gates_cfg: Any, model_name: str, tmp: Path) -> tuple[str, str] | None:
+def _champion(gates_cfg: Any, model_name: str, tmp: Path, given: Any = None) -> tuple[str, str] | None:
+    """``(version, checkpoint)`` of the model to compare with: ``given`` (a ``ModelRef`` or
+    ``models:/...``), else the holder of ``regression.alias``; None without one."""
     from aidetect import registry
+    from aidetect.refs import ModelRef
 
-    if not gates_cfg.regression.enabled:
+    if not (gates_cfg.regression.enabled or gates_cfg.feedback.enabled):
         return None
-    version = registry.resolve_alias(model_name, gates_cfg.regression.alias)
+    if given:
+        ref = given if isinstance(given, ModelRef) else ModelRef.parse(str(given), model_name)
+        model_name, version = ref.name, registry.get_version(ref.name, ref.ref).version
+    else:
+        version = registry.resolve_alias(model_name, gates_cfg.regression.alias)
     if version is None:
         return None
     path = registry.download_artifacts(model_name, version, "checkpoint/model.pt", tmp)
@@ -85,8 +117,12 @@ def evaluate(
     gates: str | None = None,
     slices: str | None = None,
     eval_overrides: dict[str, Any] | None = None,
+    champion: Any = None,
 ) -> Evaluation:
     """Threshold on val, metrics, slices, perturbations, champion comparison and the gate rules.
+
+    ``champion`` (a ``ModelRef`` or ``models:/...``): the model compared with; default the holder of
+    the gates' ``regression.alias``.
 
     Writes the evaluation folder (default ``<model>/eval``) and, for a tracked run, logs the metrics and
     reports to it. The verdict is in the returned :class:`Evaluation`; raising on failure is the caller's
@@ -115,7 +151,6 @@ def evaluate(
     meta = read_checkpoint(str(model_file))["meta"]
     version = dataset.open() if dataset else open_version(meta.get("dataset_version", ""), stores.datasets)
     with tempfile.TemporaryDirectory(prefix="aidetect-champion-") as tmp:
-        champion = _champion(gates_cfg, stores.name, Path(tmp))
         report = run_evaluation(
             str(model_file),
             version,
@@ -123,7 +158,7 @@ def evaluate(
             eval_cfg=eval_cfg,
             slices_cfg=slices_cfg,
             gates_cfg=gates_cfg,
-            champion=champion,
+            champion=_champion(gates_cfg, stores.name, Path(tmp), champion),
         )
     _log_evaluation(model, out_dir, report, version.version_id)
     return Evaluation.load(out_dir)

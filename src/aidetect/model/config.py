@@ -97,6 +97,9 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 = torch default
     checkpoint_every_steps: int = 0  # also save resumable state inside an epoch; 0 = epoch ends only
     max_train_images: int = 0  # cap per epoch for smoke runs; 0 = all
+    # a grown version (provenance column): each reviewer-labelled train image counts this many times per
+    # epoch, and max_train_images never cuts them (a few hundred new images among 80k would not be learnt)
+    feedback_repeat: int = 1
     max_val_images: int = 0
     progress: bool = True
     track: bool = True  # log to MLflow
@@ -114,6 +117,8 @@ class TrainConfig:
             raise ConfigError(f"weight_decay: must not be negative, got {self.weight_decay}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
+        if self.feedback_repeat < 1:
+            raise ConfigError(f"feedback_repeat: must be >= 1, got {self.feedback_repeat}")
         if self.warmup_epochs < 0 or self.early_stopping_patience < 0:
             raise ConfigError("warmup_epochs and early_stopping_patience: must not be negative")
         if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
@@ -190,7 +195,12 @@ def load_eval_config(path: str | Path | None = None, overrides: dict[str, Any] |
 # -- gates (``configs/gates.yaml``) and slices (``configs/slices.yaml``) ------------------------------
 
 # slice family -> manifest column (``source`` is the dataset's origin: coco, diffusiondb, ...)
-GROUP_COLUMNS = {"content_class": "content_class", "source": "origin", "resolution": None}
+GROUP_COLUMNS = {
+    "content_class": "content_class",
+    "source": "origin",
+    "resolution": None,
+    "provenance": "provenance",  # grown versions: base | feedback (aidetect.feedback.grow)
+}
 # robustness slices: each name is an image transformation in :data:`aidetect.model.slices.PERTURBATIONS`
 # (``upload_1080_q85``: longest side down to 1080 px when longer, then JPEG q85, as upload sites do)
 PERTURBATION_NAMES = ("jpeg_q50", "jpeg_q75", "downscale_x2", "blur", "upload_1080_q85")
@@ -246,6 +256,19 @@ class RegressionGate:
 
 
 @dataclass
+class FeedbackGate:
+    """A grown version's evaluation split holds base and reviewer-labelled (feedback) images: the
+    challenger must not do worse than the champion on either part (forgetting the old, not learning the
+    new) and must reach ``min`` on the feedback part."""
+
+    enabled: bool = True
+    metric: str = "accuracy"
+    min: float = 0.8  # floor on the feedback slice
+    tolerance: float = 0.01  # allowed drop against the champion, on the base and the feedback slice
+    min_count: int = 10  # fewer feedback images in the evaluation split: skipped (noted)
+
+
+@dataclass
 class GatesConfig:
     """``configs/gates.yaml``."""
 
@@ -254,6 +277,7 @@ class GatesConfig:
     slices: SliceGate = field(default_factory=SliceGate)
     perturbations: PerturbationGate = field(default_factory=PerturbationGate)
     regression: RegressionGate = field(default_factory=RegressionGate)
+    feedback: FeedbackGate = field(default_factory=FeedbackGate)
 
     def validate(self) -> None:
         for kind in ("min", "max"):
@@ -265,6 +289,9 @@ class GatesConfig:
                     raise ConfigError(f"{kind}.{name}: expected a number, got {value!r}") from None
         check_metric_name(self.slices.metric, "slices.metric")
         check_metric_name(self.perturbations.metric, "perturbations.metric")
+        check_metric_name(self.feedback.metric, "feedback.metric")
+        if self.feedback.tolerance < 0 or self.feedback.min_count < 1:
+            raise ConfigError("feedback.tolerance (>= 0) / feedback.min_count (>= 1): out of range")
         for i, m in enumerate(self.regression.metrics):
             check_metric_name(m, f"regression.metrics[{i}]")
         for i, fam in enumerate(self.slices.families):
@@ -290,7 +317,7 @@ def load_gates_config(path: str | None = None) -> GatesConfig:
 class SlicesConfig:
     """Which slices the evaluation reports (``configs/slices.yaml``)."""
 
-    groups: list[str] = field(default_factory=lambda: ["content_class", "source", "resolution"])
+    groups: list[str] = field(default_factory=lambda: ["content_class", "source", "resolution", "provenance"])
     perturbations: list[str] = field(default_factory=lambda: list(PERTURBATION_NAMES))
     # resolution buckets by the shorter side in px: upper bounds, the last bucket is open-ended
     resolution_edges: list[int] = field(default_factory=lambda: [64, 256, 1024])

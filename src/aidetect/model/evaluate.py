@@ -150,7 +150,7 @@ def evaluate(
         perturbed[name] = _slim(classification_metrics(p, eval_set.targets, rule, eval_cfg.ece_bins))
 
     champion_info = None
-    if champion is not None and gates_cfg.regression.enabled:
+    if champion is not None and (gates_cfg.regression.enabled or gates_cfg.feedback.enabled):
         champ_version, champ_path = champion
         champ_model, champ_meta = load_checkpoint(champ_path)
         if list(champ_meta["labels"]) != labels or int(champ_meta["input_size"]) <= 0:
@@ -169,6 +169,14 @@ def evaluate(
                 "threshold": champ_thr,
                 "metrics": _slim(champ_metrics)
                 | {k: champ_metrics[k] for k in gates_cfg.regression.metrics if k in champ_metrics},
+                "slices": {  # the same groups as the challenger's, for the feedback gate
+                    family: {
+                        g: _slim(classification_metrics(champ_probs[idx], eval_set.targets[idx], champ_rule))
+                        for g, idx in groups.items()
+                    }
+                    for family, groups in group_indices(eval_set.rows, slices_cfg).items()
+                    if family == "provenance"
+                },
             }
     gates = evaluate_gates(gates_cfg, metrics, slices, perturbed, champion_info)
     gates["notes"] = notes + gates["notes"]

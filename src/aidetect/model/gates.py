@@ -2,7 +2,8 @@
 
 Gates: absolute minimums/maximums on headline metrics, per-slice minimums and the largest allowed gap
 between the groups of a slice family, minimums under perturbations, and no regression against the
-model holding the ``production`` alias on the same evaluation data.
+model holding the ``production`` alias on the same evaluation data, and, for a grown version, on its
+base and its feedback images separately (the ``provenance`` slice).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from aidetect.model.config import LOWER_IS_BETTER, GatesConfig
 @dataclass
 class Check:
     name: str
-    kind: str  # absolute | slice | slice_gap | perturbation | regression
+    kind: str  # absolute | slice | slice_gap | perturbation | regression | feedback
     metric: str
     value: float | None
     limit: float
@@ -95,10 +96,11 @@ def evaluate_gates(
                     detail,
                 )
             )
+    notes: list[str] = []
+    checks += _feedback_checks(cfg, slices.get("provenance", {}), champion, notes)
     for c in checks:
         c.passed = _cmp(c.value, c.limit, c.op)
     failures = [c.reason() for c in checks if not c.passed]
-    notes = []
     if rg.enabled and champion is None:
         notes.append(f"no model holds the {rg.alias!r} alias: regression gate skipped")
     return {
@@ -107,3 +109,47 @@ def evaluate_gates(
         "notes": notes,
         "checks": [asdict(c) for c in checks],
     }
+
+
+def _feedback_checks(
+    cfg: GatesConfig, groups: dict[str, dict[str, Any]], champion: dict[str, Any] | None, notes: list[str]
+) -> list[Check]:
+    """A grown version: the feedback slice reaches the floor, and neither the base nor the feedback slice
+    is worse than the champion's by more than the tolerance (forgot the old / did not learn the new)."""
+    fg = cfg.feedback
+    fb = groups.get("feedback")
+    if not fg.enabled or not groups:
+        return []
+    if fb is None or fb["n"] < fg.min_count:
+        n = 0 if fb is None else fb["n"]
+        notes.append(f"{n} feedback images in the evaluation split (< {fg.min_count}): feedback gate skipped")
+        return []
+    out = [
+        Check("feedback floor", "feedback", fg.metric, fb.get(fg.metric), fg.min, ">=", False, f"n={fb['n']}")
+    ]
+    champ_groups = (champion or {}).get("slices", {}).get("provenance", {})
+    if champion is None or not champ_groups:
+        notes.append("no champion measured on the provenance slice: feedback comparison skipped")
+        return out
+    lower = fg.metric in LOWER_IS_BETTER
+    for group in ("base", "feedback"):
+        mine, theirs = groups.get(group), champ_groups.get(group)
+        if mine is None or theirs is None or theirs.get(fg.metric) is None:
+            continue
+        champ = float(theirs[fg.metric])
+        limit = champ + fg.tolerance if lower else champ - fg.tolerance
+        detail = f"champion v{champion['version']} {champ:.4f}, n={mine['n']}"
+        name = f"no regression on {group}"
+        out.append(
+            Check(
+                name,
+                "feedback",
+                fg.metric,
+                mine.get(fg.metric),
+                limit,
+                "<=" if lower else ">=",
+                False,
+                detail,
+            )
+        )
+    return out

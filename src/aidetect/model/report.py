@@ -29,6 +29,22 @@ def _metrics_table(metrics: dict[str, Any], labels: list[str]) -> list[str]:
     return lines
 
 
+def _provenance_table(report: dict[str, Any]) -> list[str]:
+    """A grown version: candidate and champion on the base images and on the reviewers' images."""
+    ours = report.get("slices", {}).get("provenance", {})
+    theirs = ((report.get("champion") or {}).get("slices") or {}).get("provenance", {})
+    if not ours:
+        return []
+    champ = report.get("champion") or {}
+    head = f"| images | n | candidate accuracy | champion v{champ.get('version', '-')} accuracy |"
+    lines = ["### Base and feedback images", "", head, "|---|---|---|---|"]
+    for group, m in ours.items():
+        lines.append(
+            f"| {group} | {m['n']} | {_f(m['accuracy'])} | {_f(theirs.get(group, {}).get('accuracy'))} |"
+        )
+    return [*lines, ""]
+
+
 def gate_markdown(report: dict[str, Any]) -> str:
     g = report["gates"]
     verdict = "PASSED" if g["passed"] else "FAILED"
@@ -62,6 +78,7 @@ def gate_markdown(report: dict[str, Any]) -> str:
         for k, v in champ["metrics"].items():
             lines.append(f"| {k} | {_f(report['metrics'].get(k))} | {_f(v)} |")
         lines.append("")
+    lines += _provenance_table(report)
     lines += ["### Checks", "", "| check | metric | value | limit | result |", "|---|---|---|---|---|"]
     for c in g["checks"]:
         mark = "pass" if c["passed"] else "**FAIL**"

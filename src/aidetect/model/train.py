@@ -200,13 +200,58 @@ def _open_data(data: Any, cfg: TrainConfig) -> tuple[str, DecisionSpec, SplitDat
         from aidetect.data.versions import open_version
 
         data = open_version(data)
-    train_set = load_split(data, "train").head(cfg.max_train_images)
+    train_set = _with_feedback(load_split(data, "train"), cfg)
     val_set = load_split(data, "val").head(cfg.max_val_images)
     if len(train_set) == 0:
         raise DataError(f"dataset version {data.version_id} has no train images")
     if len(val_set) == 0:
         raise DataError(f"dataset version {data.version_id} has no val images (needed for early stopping)")
     return data.version_id, DecisionSpec.from_meta(data.meta), train_set, val_set
+
+
+def _with_feedback(train_set: SplitData, cfg: TrainConfig) -> SplitData:
+    """The epoch's training rows: a grown version's reviewer-labelled images all kept (``max_train_images``
+    caps the base's) and repeated ``feedback_repeat`` times; any other version: the plain cap."""
+    rows = train_set.rows
+    if "provenance" not in rows or not (rows["provenance"] == "feedback").any():
+        return train_set.head(cfg.max_train_images)
+    fb = (rows["provenance"] == "feedback").to_numpy()
+    base_idx, fb_idx = np.nonzero(~fb)[0], np.nonzero(fb)[0]
+    if cfg.max_train_images and len(base_idx) > cfg.max_train_images:
+        base_idx = base_idx[np.linspace(0, len(base_idx) - 1, cfg.max_train_images).round().astype(int)]
+    idx = np.concatenate([base_idx, np.tile(fb_idx, cfg.feedback_repeat)])
+    log.info("training on %d base + %d feedback images x %d", len(base_idx), len(fb_idx), cfg.feedback_repeat)
+    return SplitData(
+        [train_set.images[i] for i in idx], train_set.targets[idx], rows.iloc[idx].reset_index(drop=True)
+    )
+
+
+def warm_start(model: nn.Module, init_from: str, cfg: TrainConfig, labels: list[str]) -> dict[str, Any]:
+    """Load ``init_from``'s weights into ``model`` when it is the same network on the same inputs and
+    classes; otherwise train from scratch, and say so. Returns what happened (kept in the run)."""
+    from aidetect.model.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(init_from)
+    meta = ckpt["meta"]
+    wanted = {"arch": cfg.arch, "input_size": cfg.input_size, "labels": labels}
+    wanted |= {"mean": list(cfg.mean), "std": list(cfg.std)}
+    differ = [f"{k} {meta.get(k)!r} != {v!r}" for k, v in wanted.items() if meta.get(k) != v]
+    if not differ:
+        try:
+            unwrap(model).load_state_dict(ckpt["state_dict"])
+        except RuntimeError as exc:
+            differ = [f"weights do not fit: {str(exc)[:160]}"]
+    if differ:
+        log.warning("not warm-starting from %s (%s): training from scratch", init_from, "; ".join(differ))
+        return {"init_from": init_from, "warm_start": False, "warm_start_refused": "; ".join(differ)}
+    log.info(
+        "warm start: weights of %s (%s, trained on %s)", init_from, meta["arch"], meta.get("dataset_version")
+    )
+    return {
+        "init_from": init_from,
+        "warm_start": True,
+        "init_dataset_version": meta.get("dataset_version", ""),
+    }
 
 
 @dataclass
@@ -274,8 +319,11 @@ def _setup(
     return _Loop(model, optimizer, scheduler, scaler, state_path, time.monotonic())
 
 
-def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = False) -> TrainResult:
-    """Train on ``data`` (a dataset version id or ``DatasetVersion``) into ``out_dir``."""
+def train(
+    cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = False, init_from: str | None = None
+) -> TrainResult:
+    """Train on ``data`` (a dataset version id or ``DatasetVersion``) into ``out_dir``; ``init_from``: a
+    checkpoint (the champion's) to warm-start from when the network matches (:func:`warm_start`)."""
     out = Path(out_dir)
     d = _init_distributed(_device(cfg).type)
     device = _device(cfg, d)
@@ -298,9 +346,12 @@ def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = Fa
     labels = list(rule.labels)
     seed_everything(cfg.seed)
     loop = _setup(cfg, len(labels), len(train_set), device, d, state_path)
+    started_from: dict[str, Any] = {}
     if resume and state_path.exists():
         loop.restore()
         log.info("resuming at epoch %d step %d", loop.progress["epoch"], loop.progress["step"])
+    elif init_from:
+        started_from = warm_start(loop.model, init_from, cfg, labels)
     if d.world > 1:
         ids = [device.index] if device.type == "cuda" else None
         if device.type == "cuda":  # batch statistics over all GPUs (SyncBatchNorm is CUDA-only)
@@ -319,6 +370,7 @@ def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = Fa
         "dataset_version": version_id,
         "preprocess": cfg.preprocess.resolved(cfg.input_size).to_meta(),
         "flip_average": cfg.flip_average,
+        **started_from,
     }
     tracker = _Tracker(cfg.track and d.main)
     if d.main:
@@ -333,12 +385,19 @@ def train(cfg: TrainConfig, data: Any, out_dir: str | Path, *, resume: bool = Fa
             "dataset_version": version_id,
             "git_commit": git_commit(),
             "run_name": f"{cfg.arch}-{version_id[:8]}",
+            **{k: str(v) for k, v in started_from.items()},
         }
         tracker.start(cfg, loop.run_id, params, tags)
         loop.run_id = tracker.run_id
         write_json(
             out / "config.json",
-            {"train": asdict(cfg), "dataset_version": version_id, "labels": labels, "world_size": d.world},
+            {
+                "train": asdict(cfg),
+                "dataset_version": version_id,
+                "labels": labels,
+                "world_size": d.world,
+                **started_from,
+            },
         )
     augment = Augmenter(cfg.augment)
     train_ds = ImageDataset(
