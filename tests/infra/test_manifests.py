@@ -68,12 +68,19 @@ def test_policy_holds_for_every_overlay(rendered: dict[str, list[dict]]) -> None
         assert r.policy_violations(docs) == [], env
 
 
-def test_each_overlay_pins_exactly_one_model(rendered: dict[str, list[dict]]) -> None:
+def _modality(doc: dict) -> str:
+    return doc["metadata"].get("labels", {}).get("aidetect.io/modality", "image")
+
+
+def test_each_overlay_pins_exactly_one_model_per_modality(rendered: dict[str, list[dict]]) -> None:
     for env, docs in rendered.items():
         services = _by_kind(docs, "InferenceService")
-        assert len(services) == 1, env
-        uri = services[0]["spec"]["predictor"]["model"]["storageUri"]
-        assert r.IMMUTABLE_URI.match(uri), (env, uri)
+        # the text detector (issue 19) runs beside the image model in staging and production (no canary)
+        expected = ["image"] if env == "canary" else ["image", "text"]
+        assert sorted(_modality(s) for s in services) == expected, env
+        for isvc in services:
+            uri = isvc["spec"]["predictor"]["model"]["storageUri"]
+            assert r.IMMUTABLE_URI.match(uri), (env, uri)
 
 
 @pytest.mark.parametrize(
@@ -130,7 +137,7 @@ def test_production_runs_stable_and_canary_side_by_side(rendered: dict[str, list
     )
     # the traffic split routes to both tracks' predictor services, and its weights live in git
     vs = _by_kind(rendered["canary"], "VirtualService")[0]
-    for route in vs["spec"]["http"]:
+    for route in [route for route in vs["spec"]["http"] if len(route["route"]) > 1]:  # the split routes
         hosts = [d["destination"]["host"].split(".")[0] for d in route["route"]]
         assert hosts == [f"{stable['metadata']['name']}-predictor", f"{canary['metadata']['name']}-predictor"]
     # no object is rendered by both production Applications (Argo CD would fight over it)
@@ -140,14 +147,16 @@ def test_production_runs_stable_and_canary_side_by_side(rendered: dict[str, list
 
 def test_service_monitors_label_the_track(rendered: dict[str, list[dict]]) -> None:
     for env, track in (("staging", "stable"), ("production", "stable"), ("canary", "canary")):
-        (monitor,) = _by_kind(rendered[env], "ServiceMonitor")
-        (isvc,) = _by_kind(rendered[env], "InferenceService")
-        relabel = monitor["spec"]["endpoints"][0]["relabelings"][0]
-        assert (relabel["targetLabel"], relabel["replacement"]) == ("track", track)
-        assert (
-            monitor["spec"]["selector"]["matchLabels"]["serving.kserve.io/inferenceservice"]
-            == isvc["metadata"]["name"]
-        )
+        monitors = _by_kind(rendered[env], "ServiceMonitor")
+        services = _by_kind(rendered[env], "InferenceService")
+        assert len(monitors) == len(services), env  # one per InferenceService (image, text)
+        for monitor, isvc in zip(monitors, services, strict=True):
+            relabel = monitor["spec"]["endpoints"][0]["relabelings"][0]
+            assert (relabel["targetLabel"], relabel["replacement"]) == ("track", track)
+            assert (
+                monitor["spec"]["selector"]["matchLabels"]["serving.kserve.io/inferenceservice"]
+                == isvc["metadata"]["name"]
+            )
 
 
 def _copy_tree(tmp_path: Path) -> Path:
@@ -163,7 +172,9 @@ def test_gpu_variant_requests_a_gpu_on_the_gpu_pool(tmp_path: Path) -> None:
     doc = yaml.safe_load(kustomization.read_text())
     kustomization.write_text(yaml.safe_dump({**doc, "components": ["../../components/gpu"]}))
     docs = r.render(root / "overlays" / "production")
-    (isvc,) = _by_kind(docs, "InferenceService")
+    isvc, text = _by_kind(docs, "InferenceService")
+    assert "nvidia.com/gpu" not in text["spec"]["predictor"]["model"]["resources"]["limits"]  # stays on CPU
+    assert "nodeSelector" not in text["spec"]["predictor"]
     predictor = isvc["spec"]["predictor"]
     assert predictor["model"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in predictor["tolerations"]
@@ -212,7 +223,8 @@ def test_checkov_passes_on_rendered_manifests(rendered: dict[str, list[dict]], t
     out = tmp_path / "rendered"
     _write_rendered(rendered, out)
     workloads = r.kserve_workloads([d for docs in rendered.values() for d in docs])
-    assert len(workloads) == 2 * len(OVERLAYS)  # predictor + explainer per overlay
+    # predictor + explainer per overlay, and the text predictor in staging and production
+    assert len(workloads) == 2 * len(OVERLAYS) + 2
     (out / "kserve-workloads.yaml").write_text(yaml.safe_dump_all(workloads))
     planted = {
         "apiVersion": "v1",
@@ -243,6 +255,7 @@ def test_kserve_workloads_merge_the_runtime_with_the_model(rendered: dict[str, l
         "aidetect-explainer",
         "aidetect-canary-predictor",
         "aidetect-canary-explainer",
+        "aidetect-text-predictor",
     }
     pod = by_name["aidetect-canary-predictor"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]

@@ -132,8 +132,10 @@ def autoscaling_problems(isvc: dict, kserve_version: str) -> list[str]:
 
 @pytest.mark.parametrize("env", OVERLAYS)
 def test_autoscaling_passes_the_pinned_releases_admission(env: str) -> None:
-    (isvc,) = [d for d in r.render(MANIFESTS / "overlays" / env) if d["kind"] == "InferenceService"]
-    assert autoscaling_problems(isvc, _versions()["kserve_chart"]) == []
+    services = [d for d in r.render(MANIFESTS / "overlays" / env) if d["kind"] == "InferenceService"]
+    assert services  # the image model, and in staging and production also the text model
+    for isvc in services:
+        assert autoscaling_problems(isvc, _versions()["kserve_chart"]) == []
 
 
 def test_autoscaling_check_knows_the_016_rename() -> None:

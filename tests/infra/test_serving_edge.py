@@ -155,21 +155,29 @@ def _overlay(env: str) -> list[dict]:
 def test_serving_objects_rely_on_nothing_raw_deployment_ignores_and_let_nodes_drain() -> None:
     for env in OVERLAYS:
         docs = _overlay(env)
-        (isvc,) = [d for d in docs if d["kind"] == "InferenceService"]
-        assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] in (
-            "Standard",
-            "RawDeployment",
-        )
-        for component in ("predictor", "explainer"):
-            spec = isvc["spec"][component]
-            # Knative's queue-proxy enforces these; Standard mode's plain Deployments do not
-            assert not {"containerConcurrency", "timeout"} & set(spec), (env, component)
-        (pdb,) = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
-        replicas = isvc["spec"]["predictor"]["minReplicas"]
-        allowed = pdb["spec"].get("maxUnavailable", replicas - pdb["spec"].get("minAvailable", 0))
-        assert int(allowed) >= 1, (
-            f"{env}: the PDB allows no eviction of {replicas} replica(s): node drains block"
-        )
+        services = [d for d in docs if d["kind"] == "InferenceService"]  # image, and text beside it
+        assert services
+        for isvc in services:
+            assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] in (
+                "Standard",
+                "RawDeployment",
+            )
+            for component in ("predictor", "explainer"):
+                spec = isvc["spec"].get(component) or {}  # the text model has no explainer
+                # Knative's queue-proxy enforces these; Standard mode's plain Deployments do not
+                assert not {"containerConcurrency", "timeout"} & set(spec), (env, component)
+            (pdb,) = [
+                d
+                for d in docs
+                if d["kind"] == "PodDisruptionBudget"
+                and d["spec"]["selector"]["matchLabels"]["serving.kserve.io/inferenceservice"]
+                == isvc["metadata"]["name"]
+            ]
+            replicas = isvc["spec"]["predictor"]["minReplicas"]
+            allowed = pdb["spec"].get("maxUnavailable", replicas - pdb["spec"].get("minAvailable", 0))
+            assert int(allowed) >= 1, (
+                f"{env}: the PDB allows no eviction of {replicas} replica(s): node drains block"
+            )
 
 
 def test_applications_keep_retrying_until_their_crds_exist() -> None:

@@ -4,6 +4,9 @@ Checks first, pushes last: the version must exist and have passed its gates, the
 the target must already run it (staging -> canary -> production), the work tree must be clean and the
 remote reachable. Only then is the overlay edited on a new branch (in a separate worktree built from
 the remote's main), committed, pushed, and a pull request opened (or its link and body printed).
+
+The version's ``modality`` tag (``text`` for a text detector, absent for the image model) chooses the
+pin: a text version moves ``overlays/<env>/text/model.yaml`` through staging -> production.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class Change:
     title: str
     body: str
     weight: int | None = None  # the canary's traffic share to set in the split (None: leave it)
+    modality: str = "image"  # which pin of the environment: the image model's or the text model's
 
 
 @dataclass
@@ -58,8 +62,8 @@ class Context:
     def manifests_path(self, *parts: str) -> str:
         return "/".join([self.config.manifests_dir.strip("/"), *parts])
 
-    def pin(self, env: str) -> overlays.Pin:
-        path = self.manifests_path("overlays", env, overlays.PIN_FILE)
+    def pin(self, env: str, modality: str = "image") -> overlays.Pin:
+        path = self.manifests_path(overlays.pin_relpath(env, modality))
         return overlays.parse_pin(env, git.show(self.repo, self.ref, path), f"{self.ref}:{path}")
 
     def canary_weight(self) -> int:
@@ -89,6 +93,17 @@ def pinned_artifact_root(facts: evidence.VersionFacts, config: PromotionConfig) 
     return uri
 
 
+def version_modality(facts: evidence.VersionFacts) -> str:
+    """Which pin a version belongs in: its ``modality`` tag (``image`` when absent)."""
+    modality = facts.tags.get("modality", "image")
+    if modality not in overlays.MODALITIES:
+        raise PromotionRefused(
+            f"{facts.name} v{facts.version} has modality {modality!r}; "
+            f"the overlays pin {' and '.join(overlays.MODALITIES)} models"
+        )
+    return modality
+
+
 def plan_promotion(ctx: Context, version: int, env: str, weight: int | None) -> Change:
     """Check everything about promoting ``version`` to ``env``; the change to propose, or a refusal."""
     if env not in overlays.ENVIRONMENTS:
@@ -98,19 +113,25 @@ def plan_promotion(ctx: Context, version: int, env: str, weight: int | None) -> 
     if weight is not None and not 1 <= weight <= 100:
         raise PromotionRefused(f"--weight must be 1..100, got {weight}")
     facts = evidence.version_facts(ctx.model, version)
+    modality = version_modality(facts)
+    if env not in overlays.environments(modality):
+        raise PromotionRefused(
+            f"{ctx.model} is a {modality} model, which has no {env} track",
+            hint=f"its environments: {' -> '.join(overlays.environments(modality))}",
+        )
     if not registry.gate_passed(ctx.model, version):
         status = facts.tags.get("gate_status", "missing")
         raise PromotionRefused(f"{ctx.model} v{version} did not pass its gates (gate_status: {status})")
-    before = overlays.PREDECESSOR.get(env)
+    before = overlays.predecessor(env, modality)
     if before is not None:
-        prior = ctx.pin(before)
+        prior = ctx.pin(before, modality)
         runs = prior.version if prior.model_name == ctx.model else None
         if runs != version:
             raise PromotionRefused(
                 f"{env} takes only what {before} runs: {before} runs v{runs}, not v{version}",
                 hint=f"promote v{version} to {before} first",
             )
-    current = ctx.pin(env)
+    current = ctx.pin(env, modality)
     new_weight = (weight or ctx.config.canary_weight) if env == "canary" else None
     same = current.model_name == ctx.model and current.version == version
     if same and (env != "canary" or ctx.canary_weight() == new_weight):
@@ -124,13 +145,18 @@ def plan_promotion(ctx: Context, version: int, env: str, weight: int | None) -> 
         extra = f"Traffic: {new_weight}% to the canary (v{version}), {100 - new_weight}% to stable."
         if same:  # a traffic ramp of the running canary
             branch += f"-w{new_weight}"
-    if env == "production":
+    if env == "production" and modality == "image":
         extra = f"The canary's traffic share returns to 0%: v{version} becomes the stable track."
+    if modality == "text":
+        pinned = ctx.manifests_path(overlays.pin_relpath(env, modality))
+        extra = f"Text detector: `{pinned}` changes; the image model's pin stays."
     body = evidence.pull_request_body(env, facts, replaced, old, f"{root}/serving", extra)
     title = f"Promote {ctx.model} v{version} to {env}" + (f" ({new_weight}% traffic)" if new_weight else "")
     # production: the new stable takes all traffic, so the canary's share returns to 0
-    weight_after = new_weight if env == "canary" else 0 if env == "production" else None
-    return Change(env, version, root, branch, title, body, weight=weight_after)
+    weight_after = (
+        new_weight if env == "canary" else 0 if env == "production" and modality == "image" else None
+    )
+    return Change(env, version, root, branch, title, body, weight=weight_after, modality=modality)
 
 
 def plan_rollback(ctx: Context, reason: str) -> Change:
@@ -178,8 +204,10 @@ def propose(ctx: Context, change: Change) -> PromotionResult:
         hub.check_access()
     with git.branch_worktree(ctx.repo, change.branch, ctx.ref) as tree:
         manifests = tree / cfg.manifests_dir
-        overlays.write_pin(manifests, change.env, ctx.model, change.version, change.artifact_root)
-        paths = [str(overlays.pin_path(manifests, change.env).relative_to(tree))]
+        overlays.write_pin(
+            manifests, change.env, ctx.model, change.version, change.artifact_root, change.modality
+        )
+        paths = [str(overlays.pin_path(manifests, change.env, change.modality).relative_to(tree))]
         if change.weight is not None:
             overlays.write_canary_weight(manifests, change.weight)
             paths.append(str(overlays.split_path(manifests).relative_to(tree)))
@@ -223,17 +251,30 @@ def rollback_canary(repo_path: str | Path, config: PromotionConfig, reason: str)
 
 
 def sync_aliases(repo_path: str | Path, config: PromotionConfig) -> dict[str, int]:
-    """Point the registry aliases staging/canary/production at what main's overlays pin (git is the
-    source of truth). Returns ``{alias: version}``; the tree's state does not matter (read-only)."""
+    """Point the registry aliases of the model (staging/canary/production for the image model,
+    staging/production for the text model: whichever pins name it) at what main's overlays pin (git is
+    the source of truth). Returns ``{alias: version}``; the tree's state does not matter (read-only)."""
     repo = git.toplevel(repo_path)
     git.remote_url(repo, config.remote)
     ref = git.fetch(repo, config.remote, config.base_branch)
     ctx = Context(repo=repo, ref=ref, config=config, model=config.model_name or registry.model_name())
+    modality = _modality_pinning(ctx)
     out: dict[str, int] = {}
-    for env in overlays.ENVIRONMENTS:
-        pin = ctx.pin(env)
+    for env in overlays.environments(modality):
+        pin = ctx.pin(env, modality)
         if pin.model_name != ctx.model:
-            raise PromotionRefused(f"{env} pins model {pin.model_name}, not {ctx.model}")
+            raise PromotionRefused(f"{env} pins {modality} model {pin.model_name}, not {ctx.model}")
         registry.set_alias(ctx.model, env, pin.version)
         out[env] = pin.version
     return out
+
+
+def _modality_pinning(ctx: Context) -> str:
+    """The modality whose staging pin names ``ctx.model`` (image when none does: its refusal names it)."""
+    for modality in overlays.MODALITIES:
+        try:
+            if ctx.pin("staging", modality).model_name == ctx.model:
+                return modality
+        except git.GitError:
+            continue
+    return "image"

@@ -1,7 +1,8 @@
 """What CI checks on a promotion pull request: every overlay renders and validates, the deployment
 policy holds, and each environment whose pin changed against the base runs a version that passed its
 gates, came through the stage before it, and whose pinned URIs are that version's own run artifacts
-(a gated version number with a ``storageUri`` pointing at any other bucket or run is refused)."""
+(a gated version number with a ``storageUri`` pointing at any other bucket or run is refused). The text
+detector's pins (``overlays/<env>/text/model.yaml``) are checked alike, with their own stage order."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from aidetect.gitops.promotion import pinned_artifact_root
 class VerifyReport:
     rendered: dict[str, int] = field(default_factory=dict)  # env -> documents
     skipped: list[str] = field(default_factory=list)  # custom kinds without a schema here
-    changed: dict[str, tuple[int | None, int]] = field(default_factory=dict)  # env -> (base, head)
+    # env -> (base, head); a text pin's key is "<env>/text"
+    changed: dict[str, tuple[int | None, int]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
 
@@ -47,24 +49,30 @@ def verify(repo_path: str | Path, config: PromotionConfig, base_ref: str | None 
 def _check_changed_pins(
     repo: Path, manifests: Path, config: PromotionConfig, base_ref: str, report: VerifyReport
 ) -> None:
-    head = {env: overlays.read_pin(manifests, env) for env in overlays.ENVIRONMENTS}
-    for env, pin in head.items():
-        path = f"{config.manifests_dir.strip('/')}/overlays/{env}/{overlays.PIN_FILE}"
-        try:
-            base = overlays.parse_pin(env, git.show(repo, base_ref, path))
-        except git.GitError:
-            base = None
-        if base is not None and base == pin:
-            continue
-        report.changed[env] = (base.version if base else None, pin.version)
-        if not registry.gate_passed(pin.model_name, pin.version):
-            report.problems.append(f"{env}: {pin.model_name} v{pin.version} did not pass its gates")
-        report.problems += [f"{env}: {p}" for p in _artifact_mismatches(pin, config)]
-        allowed = _allowed_sources(env, head)
-        if allowed and pin.version not in allowed:
-            report.problems.append(
-                f"{env}: v{pin.version} skips a stage (it must be what {' or '.join(allowed.values())} runs)"
-            )
+    for modality in overlays.MODALITIES:
+        envs = overlays.environments(modality)
+        if modality != "image" and not overlays.pin_path(manifests, envs[0], modality).exists():
+            continue  # this checkout serves no text model
+        head = {env: overlays.read_pin(manifests, env, modality) for env in envs}
+        for env, pin in head.items():
+            where = env if modality == "image" else f"{env}/{modality}"
+            path = f"{config.manifests_dir.strip('/')}/{overlays.pin_relpath(env, modality)}"
+            try:
+                base = overlays.parse_pin(env, git.show(repo, base_ref, path))
+            except git.GitError:
+                base = None
+            if base is not None and base == pin:
+                continue
+            report.changed[where] = (base.version if base else None, pin.version)
+            if not registry.gate_passed(pin.model_name, pin.version):
+                report.problems.append(f"{where}: {pin.model_name} v{pin.version} did not pass its gates")
+            report.problems += [f"{where}: {p}" for p in _artifact_mismatches(pin, config)]
+            allowed = _allowed_sources(env, head, modality)
+            if allowed and pin.version not in allowed:
+                report.problems.append(
+                    f"{where}: v{pin.version} skips a stage "
+                    f"(it must be what {' or '.join(allowed.values())} runs)"
+                )
 
 
 def _artifact_mismatches(pin: overlays.Pin, config: PromotionConfig) -> list[str]:
@@ -84,9 +92,9 @@ def _artifact_mismatches(pin: overlays.Pin, config: PromotionConfig) -> list[str
     ]
 
 
-def _allowed_sources(env: str, head: dict[str, overlays.Pin]) -> dict[int, str]:
+def _allowed_sources(env: str, head: dict[str, overlays.Pin], modality: str = "image") -> dict[int, str]:
     """Versions ``env`` may run: its predecessor's (promotion); for the canary also stable's (rollback)."""
-    before = overlays.PREDECESSOR.get(env)
+    before = overlays.predecessor(env, modality)
     if before is None:
         return {}
     allowed = {head[before].version: before}
