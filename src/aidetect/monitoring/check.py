@@ -69,19 +69,46 @@ def read_latest(cfg: DriftConfig, model_name: str, version: str | None = None) -
     return json.loads(storage.read_bytes(uri))
 
 
+def publish(
+    folder: str, verdict: dict[str, Any], files: dict[str, bytes], latest: list[str]
+) -> dict[str, Any]:
+    """Publish ``files`` plus ``verdict.json`` as one new folder (the verdict is the marker, written
+    last), then copy the verdict to each ``latest`` URI; readers never see a half-written check."""
+    verdict["verdict_uri"] = storage.join(folder, VERDICT_FILE)
+    body = json.dumps(verdict, indent=2, default=str).encode()
+    with tempfile.TemporaryDirectory(prefix="aidetect-verdict-") as tmp:
+        for name, data in files.items():
+            (Path(tmp) / name).write_bytes(data)
+        (Path(tmp) / VERDICT_FILE).write_bytes(body)
+        storage.publish_dir(tmp, folder, marker=VERDICT_FILE)
+    for uri in latest:
+        storage.write_bytes(uri, body)
+    return verdict
+
+
+def verdict_head(
+    name: str, version: str, dataset_version: str, now: datetime, since: str, log: str
+) -> dict[str, Any]:
+    """The fields every monitoring verdict opens with: what was checked, over which window."""
+    start = now - parse_duration(since, "since")
+    return {
+        "model_name": name,
+        "model_version": version,
+        "dataset_version": dataset_version,
+        "checked_at": now.isoformat(),
+        "window": {"since": since, "start": start.isoformat(), "end": now.isoformat()},
+        "log_uri": log,
+    }
+
+
 def _publish(verdict: dict[str, Any], html: bytes, cfg: DriftConfig, stamp: str) -> dict[str, Any]:
     name, version = verdict["model_name"], verdict["model_version"]
     folder = storage.join(reports_uri(cfg), name, version, stamp)
-    verdict["verdict_uri"] = storage.join(folder, VERDICT_FILE)
     verdict["report_uri"] = storage.join(folder, REPORT_FILE)
-    body = json.dumps(verdict, indent=2, default=str).encode()
-    with tempfile.TemporaryDirectory(prefix="aidetect-drift-") as tmp:
-        (Path(tmp) / REPORT_FILE).write_bytes(html)
-        (Path(tmp) / VERDICT_FILE).write_bytes(body)
-        storage.publish_dir(tmp, folder, marker=VERDICT_FILE)
-    storage.write_bytes(storage.join(reports_uri(cfg), name, version, LATEST_FILE), body)
-    storage.write_bytes(storage.join(reports_uri(cfg), name, LATEST_FILE), body)
-    return verdict
+    latest = [storage.join(reports_uri(cfg), name, version, LATEST_FILE)]
+    return publish(
+        folder, verdict, {REPORT_FILE: html}, [*latest, storage.join(reports_uri(cfg), name, LATEST_FILE)]
+    )
 
 
 def resolve_reference(model: ModelRef, reference_uri: str | None) -> tuple[pd.DataFrame, Profile]:
@@ -122,12 +149,7 @@ def run_check(
     # sorts by time; the suffix keeps two checks within one second (a re-run, a retry) apart
     stamp = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     verdict: dict[str, Any] = {
-        "model_name": name,
-        "model_version": version,
-        "dataset_version": profile.dataset_version,
-        "checked_at": now.isoformat(),
-        "window": {"since": cfg.since, "start": (now - since).isoformat(), "end": now.isoformat()},
-        "log_uri": log_uri(cfg),
+        **verdict_head(name, version, profile.dataset_version, now, cfg.since, log_uri(cfg)),
         **result.to_dict(),
         "thresholds": {
             "method": cfg.method,

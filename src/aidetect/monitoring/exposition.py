@@ -1,4 +1,4 @@
-"""Drift results as Prometheus metrics: a textfile, and optionally a push to a Pushgateway.
+"""Drift and live-quality results as Prometheus metrics: a textfile, and optionally a push to a Pushgateway.
 
 The drift check is a batch job (a CronWorkflow pod that lives for seconds), so nothing stays up for
 Prometheus to scrape. In a cluster the job pushes to a Prometheus Pushgateway, which Prometheus scrapes
@@ -90,6 +90,62 @@ def _push(reg: CollectorRegistry, gateway_url: str, job: str, grouping: dict[str
         push_to_gateway(gateway_url, job=job, registry=reg, grouping_key=grouping, timeout=10)
     except OSError as exc:
         raise ServiceUnavailableError(f"Pushgateway {gateway_url} unreachable: {exc}") from None
+
+
+QUALITY_METRICS = {
+    "aidetect_live_labels": "Labelled predictions behind the live metrics (newest per image).",
+    "aidetect_live_accuracy": "Accuracy of the served model on reviewers' labels.",
+    "aidetect_live_f1": "F1 on reviewers' labels: the fake class's for binary models, else macro.",
+    "aidetect_live_ece": "Expected calibration error on reviewers' labels.",
+    "aidetect_live_precision": "Per class precision on reviewers' labels.",
+    "aidetect_live_recall": "Per class recall on reviewers' labels.",
+    "aidetect_live_min_f1": "The configured F1 under which live quality is degraded (quality.min_f1).",
+    "aidetect_live_min_labels": "Labels needed before live quality is judged (quality.min_labels).",
+    "aidetect_live_last_check_timestamp_seconds": "Unix time of the last live quality check.",
+}
+
+
+def quality_registry(
+    model_name: str,
+    groups: list[dict],
+    *,
+    min_f1: float,
+    min_labels: int,
+    checked_at: float | None = None,
+) -> CollectorRegistry:
+    """The live metrics of one quality check, a series per (version, track) of ``groups`` (the
+    verdict's). The thresholds ride along so the alert applies the configured rule, not a copy of it."""
+    reg = CollectorRegistry()
+    base = ["model", "version", "track"]
+    last = "aidetect_live_last_check_timestamp_seconds"
+    g = {
+        n: Gauge(n, h, [*base, "class"] if n.endswith(("precision", "recall")) else base, registry=reg)
+        for n, h in QUALITY_METRICS.items()
+        if n != last
+    }
+    nan = float("nan")
+    for group in groups:
+        key = {"model": model_name, "version": str(group["version"]), "track": str(group["track"])}
+        g["aidetect_live_labels"].labels(**key).set(group["n"])
+        for stat in ("accuracy", "f1", "ece"):
+            value = group.get(stat)
+            g[f"aidetect_live_{stat}"].labels(**key).set(nan if value is None else value)
+        for stat in ("precision", "recall"):
+            for cls, value in group[stat].items():
+                g[f"aidetect_live_{stat}"].labels(**key, **{"class": cls}).set(
+                    nan if value is None else value
+                )
+        g["aidetect_live_min_f1"].labels(**key).set(min_f1)
+        g["aidetect_live_min_labels"].labels(**key).set(min_labels)
+    Gauge(last, QUALITY_METRICS[last], ["model"], registry=reg).labels(model_name).set(
+        checked_at if checked_at else time.time()
+    )
+    return reg
+
+
+def push_quality(reg: CollectorRegistry, gateway_url: str, job: str, model_name: str) -> None:
+    """PUT the group ``{job, model}``: one check covers every version and track of the model."""
+    _push(reg, gateway_url, job, {"model": model_name})
 
 
 PIPELINE_METRICS = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -48,13 +48,16 @@ def read_window(
     until: datetime | None = None,
     model_version: str | None = None,
     columns: Sequence[str] = (),
+    optional: Mapping[str, object] | None = None,
 ) -> pd.DataFrame:
     """Rows logged for ``model_name`` in ``(until - since, until]`` (optionally one model version).
 
     Raises :class:`DataError` when a file lacks one of ``columns`` (or the log's own columns), and
     :class:`StorageError` / ``ServiceUnavailableError`` when the store cannot be read. An empty window
-    is returned as an empty frame; the caller decides what too few rows means.
+    is returned as an empty frame; the caller decides what too few rows means. ``optional`` columns
+    (name -> default) are filled with the default in files written before the column existed.
     """
+    optional = dict(optional or {})
     end = (until or datetime.now(UTC)).astimezone(UTC)
     start = end - since
     needed = list(dict.fromkeys([*REQUIRED_LOG_COLUMNS, *columns]))
@@ -64,9 +67,12 @@ def read_window(
         missing = [c for c in needed if c not in table.column_names]
         if missing:
             raise DataError(f"inference log file {uri} lacks column(s) {', '.join(missing)}")
-        frames.append(table.select(needed).to_pandas())
+        frame = table.select(needed).to_pandas()
+        for name, default in optional.items():
+            frame[name] = table.column(name).to_pandas() if name in table.column_names else default
+        frames.append(frame)
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in needed})
+        return pd.DataFrame({c: pd.Series(dtype="float64") for c in [*needed, *optional]})
     df = pd.concat(frames, ignore_index=True)
     ts = pd.to_datetime(df["ts"], utc=True)
     keep = (ts > pd.Timestamp(start)) & (ts <= pd.Timestamp(end))
