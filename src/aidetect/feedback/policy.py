@@ -85,8 +85,8 @@ class Resolved:
         if self.conflicts:
             lines += ["", "| image | policy | chosen | votes |", "|---|---|---|---|"]
             for d in rep["details"][:limit]:
-                votes = ", ".join(d["voters"])
-                lines.append(f"| `{d['sha256'][:12]}` | {d['policy']} | {d['chosen'] or '(dropped)'} | {votes} |")
+                chosen, votes = d["chosen"] or "(dropped)", ", ".join(d["voters"])
+                lines.append(f"| `{d['sha256'][:12]}` | {d['policy']} | {chosen} | {votes} |")
             if len(self.conflicts) > limit:
                 lines.append(f"| … | | | {len(self.conflicts) - limit} more |")
         return "\n".join(lines) + "\n"
