@@ -54,9 +54,15 @@ def validate(
 
 
 def train(
-    dataset: Input[Dataset], preset: str, mlflow_uri: str, model: Output[Model], metrics: Output[Metrics]
+    dataset: Input[Dataset],
+    preset: str,
+    mlflow_uri: str,
+    model: Output[Model],
+    metrics: Output[Metrics],
+    init_from: str = "",
 ) -> None:
-    """Train a model from the ``preset`` on the dataset version; output its checkpoint folder."""
+    """Train a model from the ``preset`` on the dataset version; output its checkpoint folder.
+    ``init_from`` (``models:/...``, the champion when retraining): warm start when the network matches."""
     from aidetect import flows
     from aidetect.flows.steprun import flat_metadata, run_step
     from aidetect.model.lineage import read_json
@@ -64,7 +70,9 @@ def train(
     ref = flows.DatasetRef.from_dict(read_json(dataset.path))
     stores = flows.Stores(datasets_root=ref.root, tracking_uri=mlflow_uri)
     overrides = {"progress": False}
-    _, result = run_step("train", flows.train, ref, stores, model.path, preset=preset, overrides=overrides)
+    _, result = run_step(
+        "train", flows.train, ref, stores, model.path, preset=preset, overrides=overrides, init_from=init_from
+    )
     model.metadata.update(flat_metadata({**result.summary(), "preset": preset}))
     for name, value in result.metrics().items():
         metrics.log_metric(name, value)

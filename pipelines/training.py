@@ -45,12 +45,15 @@ def build_training_pipeline(cfg: PipelineConfig) -> Any:
         datasets_root: str = d.datasets_root,
         node_selector: dict = d.node_selector,
         tolerations: list = d.tolerations,
+        init_from: str = "",
     ) -> None:
         ingest = comps.ingest(data_uri=data_uri, datasets_root=datasets_root).set_display_name("ingest")
         ingest.set_caching_options(False)  # the same URI may hold new data
         validate = comps.validate(dataset=ingest.outputs["dataset"]).set_display_name("validate")
         dataset = validate.outputs["validated"]
-        train = comps.train(dataset=dataset, preset=preset, mlflow_uri=mlflow_uri).set_display_name("train")
+        train = comps.train(
+            dataset=dataset, preset=preset, mlflow_uri=mlflow_uri, init_from=init_from
+        ).set_display_name("train")
         _place_train_step(train, cfg, node_selector, tolerations)
         evaluate = comps.evaluate(
             dataset=dataset,

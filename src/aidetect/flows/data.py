@@ -28,6 +28,9 @@ def ingest(source: str, stores: Stores, cfg: Any = None) -> Ingested:
 
     if not source:
         raise AidetectError("the data source is empty: name a folder, zip, parquet file or s3:// prefix")
+    published = _published_version(source)
+    if published is not None:  # a dataset version (say a grown one) is used as it is
+        return published
     from aidetect.data.text.sources import is_text_data
 
     if is_text_data(source):  # CSV / JSONL / parquet with a text column: the text modality
@@ -37,6 +40,19 @@ def ingest(source: str, stores: Stores, cfg: Any = None) -> Ingested:
         return Ingested(DatasetRef(res.version_id, res.uri, stores.datasets_root), res)
     res = ingest_source(source, root=stores.datasets, config=cfg)
     return Ingested(DatasetRef(res.version_id, res.uri, stores.datasets_root), res)
+
+
+def _published_version(uri: str) -> Ingested | None:
+    """``uri`` is a published dataset version (``<root>/<id>`` with ``version.json``): that version."""
+    from aidetect import storage
+    from aidetect.data.versions import MARKER, IngestResult, open_version
+
+    if not storage.exists(storage.join(uri, MARKER)):
+        return None
+    root, _, version_id = uri.rstrip("/").rpartition("/")
+    found = open_version(version_id, root)
+    ref = DatasetRef(found.version_id, found.uri, root)
+    return Ingested(ref, IngestResult(found.version_id, found.uri, False, found.counts()))
 
 
 @dataclass(frozen=True)
