@@ -1,4 +1,4 @@
-"""Prometheus recording and alert rules for the service, the model, drift and the canary.
+"""Prometheus recording and alert rules for the service, the model, drift, live quality and the canary.
 
 Rendered into the PrometheusRule ``manifests/monitoring/prometheusrule.yaml`` by
 ``python -m aidetect.monitoring.generate``; ``promtool check rules`` and ``promtool test rules``
@@ -19,6 +19,7 @@ CANARY_EXTRA_ERROR_RATIO = 0.02  # canary error ratio above stable's by more tha
 CANARY_LATENCY_FACTOR = 1.5  # canary p95 above stable p95 by this factor
 CANARY_FAKE_RATE_DELTA = 0.15  # canary fake rate differs from stable's by more than this
 DRIFT_CHECK_MAX_AGE_SECONDS = 3 * 3600
+_LIVE = "max by (model, version, track) "  # one series per group, whoever pushed or scraped it
 RUNBOOK = "https://github.com/aidetect/aidetect/blob/main/docs/monitoring.md"  # one heading per alert
 
 UP = f'up{{job=~"{PREDICTOR_JOB}"}}'
@@ -124,6 +125,19 @@ ALERT_RULES: list[dict[str, Any]] = [
         "warning",
         "No drift verdict for {{ $labels.model }} in {{ $value | humanizeDuration }}",
         "The scheduled drift check has not produced a verdict (failing, or too few logged rows).",
+    ),
+    _alert(
+        "AidetectModelDegraded",
+        f"{_LIVE}(aidetect_live_f1)\n< on (model, version, track) {_LIVE}(aidetect_live_min_f1)\n"
+        f"and on (model, version, track)\n  {_LIVE}(aidetect_live_labels)\n"
+        f"  >= on (model, version, track) {_LIVE}(aidetect_live_min_labels)",
+        "0m",
+        "warning",
+        "{{ $labels.model }} v{{ $labels.version }} ({{ $labels.track }}) live F1 is "
+        '{{ $value | printf "%.3f" }}',
+        "Reviewers' labels say the served model is under its F1 gate (quality.min_f1) over at least"
+        " quality.min_labels labels; retraining is triggered within its cooldown."
+        " See `aidetect quality check`.",
     ),
     _alert(
         "AidetectCanaryErrorRateHigh",
