@@ -63,10 +63,20 @@ class ReviewConfig:
     token_env: str = "AIDETECT_LABEL_STUDIO_TOKEN"  # the env var holding the API token (never the token)
     project: str = "aidetect-review"
     timeout_s: float = 30.0
+    log_uri: str = ""  # the inference log push reads kept rows from; "": $AIDETECT_HOME/inference-log
+    since: str = "7d"  # push: kept images logged in this window
+    max_tasks: int = 500  # push: at most this many new tasks per run, the least certain scores first
+    # how a task shows its image: "" embeds the bytes (data URI); or a URL template with {sha256}
+    image_url: str = ""
+    max_image_bytes: int = 4 * 1024**2  # embedded images above this are not pushed (counted)
 
     def validate(self) -> None:
         if not self.url.startswith(("http://", "https://")):
             raise ConfigError(f"review.url: {self.url!r} is not an http(s) URL")
+        if self.max_tasks < 1 or self.max_image_bytes < 1 or self.timeout_s <= 0:
+            raise ConfigError("review.max_tasks: max_tasks, max_image_bytes and timeout_s must be positive")
+        if self.image_url and "{sha256}" not in self.image_url:
+            raise ConfigError(f"review.image_url: {self.image_url!r} has no {{sha256}} placeholder")
 
 
 @dataclass
