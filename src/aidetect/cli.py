@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "canary": "aidetect.commands.canary:canary",
     "drift": "aidetect.commands.drift:drift",
     "report": "aidetect.commands.report:report",
+    "review": "aidetect.commands.feedback:review",
+    "feedback": "aidetect.commands.feedback:feedback",
     "quality": "aidetect.commands.quality:quality",
     "simulate": "aidetect.commands.simulate:simulate",
 }
