@@ -226,3 +226,16 @@ def test_a_failing_store_never_fails_the_request(s3_unreachable: str, tmp_path: 
     p.stop()
     dropped = metrics.CAPTURE_DROPPED.labels("tiny-unreachable", STORE_ERROR)._value.get()
     assert dropped == 1 and metrics.CAPTURED.labels("tiny-unreachable")._value.get() == 0
+
+
+def test_a_rest_worker_gets_its_own_writer_with_the_same_settings(tmp_path: Path) -> None:
+    import pickle
+
+    from aidetect.serving.metrics import CaptureCounters
+
+    cap = Capture(_cfg(tmp_path, sample_rate=1.0), "m", CaptureCounters())
+    copy = pickle.loads(pickle.dumps(cap))  # what a spawned REST worker receives
+    cap.close()
+    assert copy.offer(hashlib.sha256(b"w").hexdigest(), b"w", None)
+    copy.close()
+    assert copy.kept == 1 and copy.store.get(hashlib.sha256(b"w").hexdigest()) == b"w"
