@@ -86,15 +86,20 @@ def test_trigger_submits_one_training_run_then_holds_the_cooldown(tmp_path: Path
     verdict = _verdict(tmp_path / "verdict.json")
     with fake_kfp_api() as api:
         args = (verdict, "detector", api.url, "s3://bucket/labelled", {"preset": "tiny"})
-        first = monitoring.trigger_retrain(*args)
-        second = monitoring.trigger_retrain(*args)
+        first = monitoring.trigger_retrain(*args, grow_first=False)
+        second = monitoring.trigger_retrain(*args, grow_first=False)
         runs = api.received("POST", "/apis/v2beta1/runs")
     assert first["action"] == "launched", first
     assert "jpeg_quality" in first["reason"]
     assert second["action"] == "skipped" and "cooldown" in second["reason"]
     assert len(runs) == 1, "a second drifted check within the cooldown must not start another run"
     params = runs[0].body["runtime_config"]["parameters"]
-    assert params == {"data_uri": "s3://bucket/labelled", "model_name": "detector", "preset": "tiny"}
+    assert params == {
+        "data_uri": "s3://bucket/labelled",
+        "model_name": "detector",
+        "preset": "tiny",
+        "init_from": "models:/detector/3",  # warm start from the model that drifted
+    }
 
 
 def test_a_failed_launch_fails_the_step_and_does_not_hold_the_cooldown(tmp_path: Path) -> None:
@@ -103,8 +108,10 @@ def test_a_failed_launch_fails_the_step_and_does_not_hold_the_cooldown(tmp_path:
     verdict = _verdict(tmp_path / "verdict.json")
     dead = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(Exception, match="retraining launch failed"):
-        monitoring.trigger_retrain(verdict, "detector", dead, "s3://bucket/labelled", {})
+        monitoring.trigger_retrain(verdict, "detector", dead, "s3://bucket/labelled", {}, grow_first=False)
     with fake_kfp_api() as api:
-        again = monitoring.trigger_retrain(verdict, "detector", api.url, "s3://bucket/labelled", {})
+        again = monitoring.trigger_retrain(
+            verdict, "detector", api.url, "s3://bucket/labelled", {}, grow_first=False
+        )
         assert again["action"] == "launched"
         assert len(api.received("POST", "/apis/v2beta1/runs")) == 1

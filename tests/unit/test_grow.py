@@ -189,3 +189,53 @@ def test_validation_flags_a_version_made_mostly_of_feedback(tmp_path: Path, base
     failed = {e["name"]: e["severity"] for e in res.expectations if not e["success"]}
     assert failed == {"feedback share <= 0.2": "warning", "feedback share <= 0.3": "critical"}
     assert not res.success and share == 0.4
+
+
+def _verdict(base: flows.DatasetRef) -> dict:
+    return {"model_name": "detector", "model_version": "3", "dataset_version": base.version_id,
+            "reasons": ["degradation: live F1 0.70 < 0.9 over 60 labels"], "verdict_uri": ""}  # fmt: skip
+
+
+def test_retrain_grows_the_newest_version_first_and_warm_starts(
+    tmp_path: Path, base: flows.DatasetRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aidetect.flows import monitoring
+    from tests.helpers.kfp_api import fake_kfp_api
+
+    monkeypatch.setenv("AIDETECT_FEEDBACK__LABELS__ROOT", str(tmp_path / "labels"))
+    monkeypatch.setenv("AIDETECT_FEEDBACK__CAPTURE__STORE_URI", str(tmp_path / "store"))
+    monkeypatch.setenv("AIDETECT_FEEDBACK__GROW__MIN_FEEDBACK_ROWS", "5")
+    label_batch(tmp_path, range(20))
+    first = do_grow(tmp_path, base)  # an earlier grow: the newest version of the served model's line
+    label_batch(tmp_path, range(20, 30))
+    with fake_kfp_api() as api:
+        args = {"preset": "tiny", "datasets_root": base.root}
+        out = monitoring.trigger_retrain(_verdict(base), "detector", api.url, "", args)
+        (run,) = api.received("POST", "/apis/v2beta1/runs")
+    assert out["action"] == "launched", out
+    grown = out["grown"]
+    assert grown["parent"] == first.dataset.version_id and grown["num_added"] == 10
+    params = run.body["runtime_config"]["parameters"]
+    assert params["data_uri"] == grown["uri"] and params["init_from"] == "models:/detector/3"
+    assert open_version(grown["version_id"], base.root).meta["parent"] == first.dataset.version_id
+
+
+def test_retrain_with_too_little_to_grow_launches_nothing(
+    tmp_path: Path, base: flows.DatasetRef, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aidetect.flows import monitoring
+    from aidetect.monitoring.config import load_drift_config
+    from aidetect.monitoring.retrain import state_uri
+    from tests.helpers.kfp_api import fake_kfp_api
+
+    monkeypatch.setenv("AIDETECT_FEEDBACK__LABELS__ROOT", str(tmp_path / "labels"))
+    monkeypatch.setenv("AIDETECT_FEEDBACK__CAPTURE__STORE_URI", str(tmp_path / "store"))
+    label_batch(tmp_path, range(3))  # min_feedback_rows is 20 in configs/feedback.yaml
+    before = sorted(p.name for p in Path(base.root).iterdir())
+    with fake_kfp_api() as api:
+        args = {"datasets_root": base.root}
+        out = monitoring.trigger_retrain(_verdict(base), "detector", api.url, "s3://b/data", args)
+        assert api.received("POST", "/apis/v2beta1/runs") == []
+    assert out["action"] == "skipped" and "only 3 new labelled images" in out["reason"]
+    assert sorted(p.name for p in Path(base.root).iterdir()) == before
+    assert not Path(state_uri(load_drift_config().retrain)).exists()  # no cooldown held, nothing recorded

@@ -15,18 +15,18 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from aidetect import paths, storage
+from aidetect import storage
 from aidetect.data import splits, versions
 from aidetect.data.config import SPLITS, load_data_config
 from aidetect.data.examine import examine
-from aidetect.errors import DataError, StorageError
+from aidetect.errors import DataError
 from aidetect.feedback.config import FeedbackConfig, GrowConfig, LabelsConfig
 from aidetect.feedback.labels import LabelLog, LabelRecord
 
@@ -47,34 +47,28 @@ def load_feedback_config(path: str | None = None, overrides: dict[str, Any] | No
 
 def store_uri(cfg: FeedbackConfig) -> str:
     """Where kept images live: ``capture.store_uri``, default ``$AIDETECT_HOME/captured``."""
-    return cfg.capture.store_uri or str(paths.home() / "captured")
+    from aidetect.feedback.capture import default_root
+
+    return cfg.capture.store_uri or default_root()
 
 
 def resolved_labels(
     log_root: str, cfg: LabelsConfig, labels: list[str]
-) -> tuple[dict[str, LabelRecord], list[dict[str, Any]]]:
-    """The one label per image that training sees, and the reviewers' disagreements, by the configured
-    conflict policy (``aidetect.feedback.policy``; the newest record until that module exists)."""
-    records = LabelLog(log_root).read()
-    try:
-        from aidetect.feedback import policy  # type: ignore[attr-defined]
-    except ImportError:
-        return {r.sha256: r for r in records}, []
-    res = policy.resolve(records, cfg, labels=labels)
-    conflicts = [asdict(c) if is_dataclass(c) else {"detail": str(c)} for c in res.conflicts]
-    return dict(res.labels), conflicts
+) -> tuple[dict[str, LabelRecord], list[dict[str, Any]], list[dict[str, str]]]:
+    """The one label per image that training sees (by the configured conflict policy,
+    :func:`aidetect.feedback.policy.resolve`), the reviewers' disagreements, and the records naming a
+    class outside ``labels`` (as skips)."""
+    from aidetect.feedback.policy import resolve
+
+    res = resolve(LabelLog(log_root).read(), cfg, labels=labels)
+    unknown = [{"sha256": r.sha256, "reason": f"unknown class {r.label!r}"} for r in res.unknown]
+    return dict(res.labels), list(res.report()["details"]), unknown
 
 
 def _read_image(store: str, sha256: str) -> bytes | None:
-    """The kept bytes of ``sha256`` (``<store>/<sha[:2]>/<sha>``), or None when the store lacks them."""
-    try:
-        from aidetect.feedback.capture import ImageStore  # type: ignore[attr-defined]
-    except ImportError:
-        uri = storage.join(store, sha256[:2], sha256)
-        try:
-            return storage.read_bytes(uri)
-        except StorageError:
-            return None
+    """The kept bytes of ``sha256`` in the capture store, or None when it lacks them."""
+    from aidetect.feedback.capture import ImageStore
+
     try:
         return ImageStore(store).get(sha256)
     except DataError:
@@ -222,13 +216,16 @@ def grow_version(
     cfg: GrowConfig,
     root: str | None = None,
     reviewer_conflicts: list[dict[str, Any]] | None = None,
+    skipped: list[dict[str, str]] | None = None,
 ) -> GrowReport:
     """Publish ``base`` ∪ the labelled images of ``store`` as a new version under ``root`` (default: the
     base's root). Fewer usable new images than ``cfg.min_feedback_rows``: :class:`DataError`, nothing
     written. Returns the report (``created`` False when that content already existed)."""
     root = root or base.uri.rstrip("/").rsplit("/", 1)[0]
     report = GrowReport(
-        base=base.version_id, conflicts=[{**c, "kind": "reviewers"} for c in reviewer_conflicts or []]
+        base=base.version_id,
+        conflicts=[{**c, "kind": "reviewers"} for c in reviewer_conflicts or []],
+        skipped=list(skipped or []),
     )
     manifest = _with_provenance(base.manifest)
     new = _plan(base, manifest, labels, store, cfg, report)

@@ -116,7 +116,9 @@ def grow(
 
     cfg = cfg or growing.load_feedback_config()
     version = base.open()
-    labels, disputes = growing.resolved_labels(labels_root or cfg.labels.root, cfg.labels, version.labels)
+    labels, disputes, unknown = growing.resolved_labels(
+        labels_root or cfg.labels.root, cfg.labels, version.labels
+    )
     report = growing.grow_version(
         version,
         labels,
@@ -124,6 +126,7 @@ def grow(
         cfg=cfg.grow,
         root=stores.datasets,
         reviewer_conflicts=disputes,
+        skipped=unknown,
     )
     return Grown(
         DatasetRef(report.version_id, report.uri, stores.datasets_root, parent=base.version_id), report

@@ -42,6 +42,35 @@ def retrain_command(kfp_host: str, data_uri: str, training_arguments: dict[str, 
     return [_literal(arg) for arg in cmd]
 
 
+def grow_for_retrain(verdict: dict[str, Any], stores: Stores, cfg: Any = None) -> Any:
+    """Grow the newest version in the served model's line (its ``dataset_version`` or the newest version
+    grown from it) with the labels gathered since; ``DataError`` when there is too little to add."""
+    from aidetect import flows
+    from aidetect.data.versions import list_versions
+    from aidetect.errors import DataError
+
+    served = str(verdict.get("dataset_version") or "")
+    if not served:
+        raise DataError("the verdict names no dataset_version to grow from")
+    metas = list_versions(stores.datasets)
+    parent = {m["version_id"]: m.get("parent", "") for m in metas}
+
+    def depth(version: str) -> int:
+        """Generations from ``served`` down to ``version``; -1 when not in its line."""
+        steps, seen = 0, set()
+        while version and version not in seen:
+            if version == served:
+                return steps
+            seen.add(version)
+            version, steps = parent.get(version, ""), steps + 1
+        return -1
+
+    # the newest of the line: the most generations grown from the served version, then the latest
+    line = [(depth(m["version_id"]), m.get("created_at", ""), m["version_id"]) for m in metas]
+    base = max([x for x in line if x[0] >= 0], default=(0, "", served))[2]
+    return flows.grow(flows.DatasetRef.resolve(base, stores.datasets_root), stores, cfg=cfg)
+
+
 def trigger_retrain(
     verdict: dict[str, Any],
     model_name: str,
@@ -49,16 +78,41 @@ def trigger_retrain(
     data_uri: str,
     training_arguments: dict[str, str],
     verdict_uri: str = "",
+    *,
+    grow_first: bool | None = None,
 ) -> dict[str, Any]:
-    """Start the training pipeline for a drifted model unless a launch is within the cooldown."""
-    from aidetect import paths
-    from aidetect.monitoring.config import load_drift_config
-    from aidetect.monitoring.retrain import maybe_retrain
+    """Start the training pipeline for a drifted or degraded model unless a launch is within the cooldown.
 
-    if not data_uri:
-        raise AidetectError("data_uri is empty: retraining needs the labelled data to train on")
+    With ``grow.before_retrain`` (or ``grow_first``) the newest version of the served model's line is
+    grown with the reviewers' labels first and the run trains on it, warm-started from the served model
+    (``init_from``); too little to grow: no launch, the reason in the result."""
+    from aidetect import paths
+    from aidetect.errors import DataError
+    from aidetect.feedback.grow import load_feedback_config
+    from aidetect.monitoring.config import load_drift_config
+    from aidetect.monitoring.retrain import held, maybe_retrain
+
     cfg = load_drift_config(overrides={"model_name": model_name})
-    arguments = {**training_arguments, "model_name": model_name}  # retrain the model that drifted
+    feedback = load_feedback_config()
+    grow = feedback.grow.before_retrain if grow_first is None else grow_first
+    if not data_uri and not grow:
+        raise AidetectError("data_uri is empty: retraining needs the labelled data to train on")
+    refused = held(cfg.retrain, model_name)
+    if refused is not None:
+        return {"action": "skipped", "reason": refused.reason, "cooldown_until": refused.cooldown_until,
+                "launch": asdict(refused.launch) if refused.launch else None}  # fmt: skip
+    dataset_version = str(verdict.get("dataset_version", ""))
+    grown: dict[str, Any] | None = None
+    if grow:
+        stores = Stores(datasets_root=training_arguments.get("datasets_root", ""))
+        try:
+            done = grow_for_retrain(verdict, stores, feedback)
+        except DataError as exc:
+            return {"action": "skipped", "reason": f"not launched: {exc}", "cooldown_until": None,
+                    "launch": None, "grown": None}  # fmt: skip
+        data_uri, dataset_version, grown = done.dataset.uri, done.dataset.version_id, done.summary()
+    init_from = f"models:/{model_name}/{verdict['model_version']}"  # warm start from the served model
+    arguments = {**training_arguments, "model_name": model_name, "init_from": init_from}
     retrain_cfg = replace(cfg.retrain, command=retrain_command(kfp_host, data_uri, arguments))
     # Inside a KFP component _KFP_RUNTIME=true makes kfp skip imports the launched `aidetect pipeline`
     # command needs (kfp.compiler then fails on a circular import): the child must not inherit it.
@@ -67,10 +121,11 @@ def trigger_retrain(
         retrain_cfg,
         model_name=model_name,
         model_version=str(verdict["model_version"]),
-        dataset_version=str(verdict.get("dataset_version", "")),
+        dataset_version=dataset_version,
         reasons=list(verdict.get("reasons", [])),
         verdict_uri=str(verdict.get("verdict_uri", verdict_uri)),
         log_dir=str(paths.home() / "monitoring" / "retrain"),
+        init_from=init_from,
     )
     launch = asdict(decision.launch) if decision.launch else None
     if launch and launch["status"] == "failed":
@@ -80,4 +135,5 @@ def trigger_retrain(
         "reason": decision.reason,
         "cooldown_until": decision.cooldown_until,
         "launch": launch,
+        "grown": grown,
     }

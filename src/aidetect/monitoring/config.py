@@ -34,6 +34,7 @@ class RetrainConfig:
 
     enabled: bool = True
     # argv template; placeholders: {model_name} {model_version} {dataset_version} {data_uri} {reason_file}
+    # {init_from} (the served model, models:/name/version: the warm start)
     command: list[str] = field(
         default_factory=lambda: ["aidetect", "pipeline", "run", "training", "--local", "--data", "{data_uri}"]
     )

@@ -26,7 +26,7 @@ from aidetect.errors import ConfigError, StorageError
 from aidetect.monitoring.config import RetrainConfig, parse_duration
 from aidetect.paths import home
 
-PLACEHOLDERS = ("model_name", "model_version", "dataset_version", "data_uri", "reason_file")
+PLACEHOLDERS = ("model_name", "model_version", "dataset_version", "data_uri", "reason_file", "init_from")
 
 
 @dataclass
@@ -96,6 +96,23 @@ def render_command(template: list[str], values: dict[str, str]) -> list[str]:
     return out
 
 
+def held(cfg: RetrainConfig, model_name: str, now: datetime | None = None) -> Decision | None:
+    """Why no launch may happen now (disabled, or within the cooldown of the last launch), or None.
+
+    Asked before any work a launch needs (growing the dataset first), and again by :func:`maybe_retrain`."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    if not cfg.enabled:
+        return Decision(False, "retraining is disabled (retrain.enabled: false)")
+    previous = last_launch(load_launches(state_uri(cfg)), model_name)
+    cooldown = parse_duration(cfg.cooldown, "retrain.cooldown")
+    if previous is not None:
+        until = datetime.fromisoformat(previous.at) + cooldown
+        if now < until:
+            why = f"within the {cfg.cooldown} cooldown of launch {previous.id} at {previous.at}"
+            return Decision(False, why, launch=previous, cooldown_until=until.isoformat())
+    return None
+
+
 def maybe_retrain(
     cfg: RetrainConfig,
     *,
@@ -106,20 +123,18 @@ def maybe_retrain(
     verdict_uri: str,
     log_dir: str,
     now: datetime | None = None,
+    init_from: str = "",
 ) -> Decision:
-    """Launch retraining unless disabled or within the cooldown of the last launch for this model."""
+    """Launch retraining unless disabled or within the cooldown of the last launch for this model.
+
+    ``init_from`` fills ``{init_from}`` (the champion to warm-start from; default the model that drifted)."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    if not cfg.enabled:
-        return Decision(False, "retraining is disabled (retrain.enabled: false)")
+    refused = held(cfg, model_name, now)
+    if refused is not None:
+        return refused
     uri = state_uri(cfg)
     launches = load_launches(uri)
-    previous = last_launch(launches, model_name)
     cooldown = parse_duration(cfg.cooldown, "retrain.cooldown")
-    if previous is not None:
-        until = datetime.fromisoformat(previous.at) + cooldown
-        if now < until:
-            why = f"within the {cfg.cooldown} cooldown of launch {previous.id} at {previous.at}"
-            return Decision(False, why, launch=previous, cooldown_until=until.isoformat())
     if not cfg.data_uri and any("{data_uri}" in arg for arg in cfg.command):
         return Decision(
             False, "not launched: retrain.command needs {data_uri} but retrain.data_uri is not set"
@@ -132,6 +147,7 @@ def maybe_retrain(
         "dataset_version": dataset_version,
         "data_uri": cfg.data_uri,
         "reason_file": reason_file,
+        "init_from": init_from or f"models:/{model_name}/{model_version}",
     }
     command = render_command(cfg.command, values)
     launch = Launch(
