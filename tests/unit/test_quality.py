@@ -51,8 +51,8 @@ def test_metrics_per_version_and_track_match_the_hand_count(scenario: Scenario, 
     assert stable["confusion"] == [[27, 3], [6, 24]]  # rows: true REAL, FAKE; columns: predicted
     canary = _group(v, "4", "canary")
     assert canary["n"] == 20 and canary["accuracy"] == 1.0 and canary["status"] == "too few labels"
-    assert v["counts"]["unknown_class"] == 1
-    assert any("not one of the model's classes" in n for n in v["notes"])
+    assert v["counts"]["unknown_labels"] == 1 and v["counts"]["unknown_class"] == 0
+    assert any("name no class of the model (CAT)" in n for n in v["notes"])
     days = [(p["start"][:10], p["n"]) for p in v["over_time"] if p["version"] == "3"]
     assert days == [("2026-12-02", 30), ("2026-12-04", 30)]
     assert v["status"] == "ok" and not v["degraded"] and v["retrain"] is None
@@ -113,7 +113,7 @@ def test_evidently_agrees_with_the_gate_metrics(scenario: Scenario, tmp_path: Pa
         str(scenario.log_root), MODEL, since=quality.parse_duration("7d"), until=NOW,
         columns=["p_REAL", "p_FAKE"], optional=quality.OPTIONAL_COLUMNS,
     )  # fmt: skip
-    joined = quality.join(window, quality.resolved_labels(_cfg(scenario)))
+    joined = quality.join(window, quality.resolved_labels(_cfg(scenario), spec.labels).labels)
     rows = joined[(joined["model_version"] == "3") & joined["target"].isin(spec.labels)]
     values = {
         m["metric_name"].split("(")[0]: m["value"]
@@ -147,3 +147,28 @@ def test_a_class_nobody_labelled_is_null_not_nan(tmp_path: Path) -> None:
     assert g["recall"]["REAL"] is None and g["recall"]["FAKE"] == pytest.approx(4 / 6)
     json.dumps(verdict, allow_nan=False)  # strict JSON: a NaN would raise
     assert "NaN" in quality.textfile_path().read_text()  # Prometheus takes NaN as it is
+
+
+@pytest.mark.parametrize("policy, counted", [("latest", 6), ("drop", 5)])
+def test_conflicting_labels_follow_the_configured_policy(tmp_path: Path, policy: str, counted: int) -> None:
+    from aidetect.feedback.labels import LabelLog, LabelRecord
+    from tests.helpers.quality import row, sha, write_log
+
+    write_log(tmp_path / "log", [row(i, 0.9, "3", "stable", NOW) for i in range(6)])
+    log = LabelLog(str(tmp_path / "labels"))
+    log.append([LabelRecord(sha(i), "fake", "import", author="a") for i in range(6)])  # spelled as typed
+    log.append([LabelRecord(sha(0), "REAL", "review-page", author="b")])  # disagrees about image 0
+    cfg = _cfg(Scenario(tmp_path / "log", tmp_path / "labels"), min_labels=1, min_f1=0.5)
+    cfg.labels.conflict_policy = policy
+    bundles = quality.bundle_at(str(bundle_json(tmp_path / "bundle")))
+    verdict = quality.run_check(MODEL, "3", cfg, log_uri=str(tmp_path / "log"), bundles=bundles, now=NOW)
+    g = _group(verdict, "3", "stable")
+    assert g["n"] == counted and verdict["counts"]["conflicts"] == 1
+    assert g["accuracy"] == pytest.approx(5 / 6 if policy == "latest" else 1.0)
+    report = Path(verdict["reports"]["stable"]).read_text()
+    if policy == "drop":  # every counted image is FAKE: Evidently cannot judge one class, the check goes on
+        assert "could not build a report" in report and any(
+            "no Evidently report" in n for n in verdict["notes"]
+        )
+    else:
+        assert "could not build" not in report

@@ -14,12 +14,13 @@ prediction), so a re-upload storm does not outvote the rest.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import tempfile
 import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from aidetect.decision import DecisionSpec
 from aidetect.errors import AidetectError, DataError
 from aidetect.feedback.config import FeedbackConfig, QualityConfig
 from aidetect.feedback.labels import LabelLog, LabelRecord
+from aidetect.feedback.policy import Resolved, resolve
 from aidetect.monitoring.config import parse_duration
 from aidetect.paths import home
 
@@ -47,9 +49,10 @@ class TooFewLabelsError(DataError):
     exit_code = 3
 
 
-def resolved_labels(cfg: FeedbackConfig) -> dict[str, LabelRecord]:
-    """The one label per image that counts (the label log, resolved by the configured policy)."""
-    return LabelLog(cfg.labels.root).latest()
+def resolved_labels(cfg: FeedbackConfig, labels: Sequence[str]) -> Resolved:
+    """The one label per image that counts: the label log under the configured conflict policy, spelled
+    as the model's ``labels`` (records naming another class are set aside)."""
+    return resolve(LabelLog(cfg.labels.root).read(), cfg.labels, labels)
 
 
 def reports_uri(cfg: QualityConfig) -> str:
@@ -173,7 +176,7 @@ def measure(joined: pd.DataFrame, spec_of: Callable[[str], DecisionSpec], cfg: Q
     if out.counts["unknown_class"]:
         out.notes.append(
             f"{out.counts['unknown_class']} labelled prediction(s) skipped: the label is not one of the "
-            "model's classes (or the row has no class probabilities)"
+            "version's classes, or the row has no class probabilities"
         )
     return out
 
@@ -210,6 +213,19 @@ def evidently_snapshot(rows: pd.DataFrame, spec: DecisionSpec) -> Any:
         return Report([ClassificationPreset()]).run(
             current_data=Dataset.from_pandas(frame, data_definition=definition)
         )
+
+
+def report_html(rows: pd.DataFrame, spec: DecisionSpec, title: str, notes: list[str]) -> bytes:
+    """Evidently's report for one group; a group Evidently cannot judge (one class only, so no TPR)
+    gets a one-line page and a note instead of failing the check."""
+    from aidetect.monitoring.drift import snapshot_html
+
+    try:
+        return snapshot_html(evidently_snapshot(rows, spec))
+    except ValueError as exc:
+        notes.append(f"{title}: no Evidently report ({exc})")
+        text = html.escape(f"{title}: Evidently could not build a report over {len(rows)} rows: {exc}")
+        return f"<!DOCTYPE html><html><body><p>{text}</p></body></html>\n".encode()
 
 
 # -- one check end to end ----------------------------------------------------------------------------
@@ -264,7 +280,6 @@ def run_check(
     ``retrain(verdict)`` is called for a degraded verdict and its answer recorded in it."""
     from aidetect.monitoring import exposition
     from aidetect.monitoring.check import publish, verdict_head
-    from aidetect.monitoring.drift import snapshot_html
     from aidetect.monitoring.window import read_window
 
     q = cfg.quality
@@ -275,9 +290,24 @@ def run_check(
     window = read_window(
         log_uri, model_name, since=since, until=now, columns=probability_columns, optional=OPTIONAL_COLUMNS
     )
-    labels = resolved_labels(cfg)
-    live = measure(join(window, labels), lambda v: bundles(v).decision, q)
-    live.counts.update(log_rows=len(window), labels=len(labels))
+    resolved = resolved_labels(cfg, judged.decision.labels)
+    live = measure(join(window, resolved.labels), lambda v: bundles(v).decision, q)
+    live.counts.update(
+        log_rows=len(window),
+        labels=len(resolved.labels),
+        conflicts=len(resolved.conflicts),
+        unknown_labels=len(resolved.unknown),
+    )
+    if resolved.conflicts:
+        live.notes.append(
+            f"{len(resolved.conflicts)} image(s) with conflicting labels, resolved by "
+            f"labels.conflict_policy={cfg.labels.conflict_policy}"
+        )
+    if resolved.unknown:
+        live.notes.append(
+            f"{len(resolved.unknown)} label record(s) name no class of the model "
+            f"({', '.join(sorted({r.label for r in resolved.unknown})[:5])}): not counted"
+        )
     status, reasons = judge(live, version, q)
     verdict: dict[str, Any] = {
         **verdict_head(model_name, version, judged.dataset_version, now, q.since, log_uri),
@@ -311,7 +341,7 @@ def run_check(
     for (v, track), rows in live.rows.items():
         if v == version:
             name = f"report-{track}.html"
-            files[name] = snapshot_html(evidently_snapshot(rows, live.specs[v]))
+            files[name] = report_html(rows, live.specs[v], f"{model_name} v{v} ({track})", live.notes)
             verdict["reports"][track] = storage.join(folder, name)
     verdict["report_uri"] = next(iter(verdict["reports"].values()), "")
     root = reports_uri(q)
