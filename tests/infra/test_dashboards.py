@@ -77,12 +77,14 @@ def test_dashboards_use_the_contract_metric_names() -> None:
     serving = {
         n
         for n in names
-        if not n.startswith(("aidetect_drift", "aidetect_retrain", "aidetect_pipeline", "aidetect_gate"))
+        if not n.startswith(
+            ("aidetect_drift", "aidetect_retrain", "aidetect_pipeline", "aidetect_gate", "aidetect_live")
+        )
     }
     assert serving == SERVING_METRICS
-    from aidetect.monitoring.exposition import DRIFT_METRICS, PIPELINE_METRICS
+    from aidetect.monitoring.exposition import DRIFT_METRICS, PIPELINE_METRICS, QUALITY_METRICS
 
-    assert names - serving <= set(DRIFT_METRICS) | set(PIPELINE_METRICS)
+    assert names - serving <= set(DRIFT_METRICS) | set(PIPELINE_METRICS) | set(QUALITY_METRICS)
 
 
 def test_dashboards_cover_what_operators_need() -> None:
@@ -94,7 +96,11 @@ def test_dashboards_cover_what_operators_need() -> None:
         "Server error ratio",
         "Predictor CPU",
     } <= titles["aidetect-service.json"]
-    assert {"Fake rate (canary vs stable)", "Fake probability distribution"} <= titles["aidetect-model.json"]
+    assert {
+        "Fake rate (canary vs stable)",
+        "Fake probability distribution",
+        "Live F1 by version and track",
+    } <= (titles["aidetect-model.json"])
     assert {"Drift share", "Top drifting features"} <= titles["aidetect-data.json"]
     assert {"Since last run", "Gate passed"} <= titles["aidetect-pipelines.json"]
     for board in boards.values():

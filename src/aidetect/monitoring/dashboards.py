@@ -1,10 +1,11 @@
 """Grafana dashboards as code (grafana-foundation-sdk), written to ``manifests/monitoring/dashboards/``.
 
 Four dashboards for the operators of the service: **service** (traffic, latency, errors, saturation),
-**model** (fake rate, probability distribution, canary vs stable), **data** (drift share, top drifting
-features, retraining) and **pipelines** (last runs, gate status). Every query comes from
-:mod:`aidetect.monitoring.promql`; :func:`queries` lists them so tests can check each one parses and
-the main ones return data from a live server. Regenerate with ``python -m aidetect.monitoring.generate``.
+**model** (fake rate, probability distribution, canary vs stable, live quality from reviewers' labels),
+**data** (drift share, top drifting features, retraining) and **pipelines** (last runs, gate status).
+Every query comes from :mod:`aidetect.monitoring.promql`; :func:`queries` lists them so tests can check
+each one parses and the main ones return data from a live server. Regenerate with
+``python -m aidetect.monitoring.generate``.
 """
 
 from __future__ import annotations
@@ -146,6 +147,13 @@ MODEL = {
     "canary_latency": [Query(q.latency_quantile(0.95), "p95 {{track}}")],
     "canary_errors": [Query(q.error_ratio(), "{{track}}")],
     "info": [Query(q.model_info(), "", main=True)],
+    # pushed by `aidetect quality check` (reviewers' labels joined with the inference log)
+    "live_f1": [
+        Query(q.live_quality("f1"), "v{{version}} {{track}}"),
+        Query(q.live_quality("min_f1"), "gate v{{version}} {{track}}"),
+    ],
+    "live_accuracy": [Query(q.live_quality("accuracy"), "v{{version}} {{track}}")],
+    "live_labels": [Query(q.live_quality("labels"), "v{{version}} {{track}}")],
 }
 
 DATA = {
@@ -203,6 +211,26 @@ def model_dashboard() -> Dashboard:
         .with_row(Row("Canary vs stable"))
         .with_panel(_ts("p95 latency by track", m["canary_latency"], "s", width=12))
         .with_panel(_ts("Server error ratio by track", m["canary_errors"], "percentunit", width=12))
+        .with_row(Row("Live quality (reviewers' labels)"))
+        .with_panel(
+            _ts(
+                "Live F1 by version and track",
+                m["live_f1"],
+                "percentunit",
+                width=10,
+                desc="F1 on reviewers' labels (the gates' rule) against the configured gate",
+            )
+        )
+        .with_panel(_ts("Live accuracy by version and track", m["live_accuracy"], "percentunit", width=10))
+        .with_panel(
+            _stat(
+                "Labels behind live quality",
+                m["live_labels"],
+                "none",
+                [(None, ORANGE), (50.0, GREEN)],
+                width=4,
+            )
+        )
     )
 
 

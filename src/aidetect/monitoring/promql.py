@@ -128,6 +128,11 @@ def gate_status() -> str:
     return f"max by (model, version) (aidetect_gate_passed{{{DRIFT_SEL}}})"
 
 
+def live_quality(stat: str) -> str:
+    """One live-quality statistic (``f1``, ``accuracy``, ``labels``, ``min_f1``...) per version and track."""
+    return f"max by (model, version, track) (aidetect_live_{stat}{{{DRIFT_SEL}}})"
+
+
 def concrete(expr: str, rate: str = "5m", namespace: str = ".*", model: str = ".*") -> str:
     """The expression with Grafana's variables replaced by values Prometheus understands."""
     return expr.replace("$__rate_interval", rate).replace("$namespace", namespace).replace("$model", model)
