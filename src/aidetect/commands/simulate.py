@@ -74,7 +74,8 @@ def simulate(
     from aidetect.data.config import DataConfig
     from aidetect.feedback.capture import ImageStore
     from aidetect.feedback.config import FeedbackConfig
-    from aidetect.feedback.simulate import Plan, Simulation, review_path
+    from aidetect.feedback.sim_review import review_path
+    from aidetect.feedback.simulate import Plan, Simulation
 
     cfg = load(FeedbackConfig, "feedback")
     if store_uri:
@@ -97,6 +98,7 @@ def simulate(
         seed=seed,
     )
     plan.validate()
-    path = review_path(review_via, labels_root or cfg.labels.root, cfg=cfg)
-    sim = Simulation(plan, ImageStore.from_config(cfg.capture), path, load(DataConfig, "data"))
+    store = ImageStore.from_config(cfg.capture)
+    review = review_path(review_via, cfg, store, labels_root or "")
+    sim = Simulation(plan, store, review, load(DataConfig, "data"))
     click.echo(json.dumps(sim.run()))

@@ -3,28 +3,27 @@
 The simulator streams a labelled source (folder, zip, HF parquet, ``s3://``; :func:`open_source`) to a
 server's V2 REST infer endpoint at a paced rate (binary image input, the way clients send images),
 switches to a second source after ``shift_after`` seconds (a new generator, a new camera: the drift the
-loop must notice), and plays a reviewer: ``review_delay`` seconds after an image was sent, it looks
-the image up in the image store by its sha256 (kept by the server's capture, or not), and labels
-``review_share`` of the kept ones with the source's true label through a review path (the label
-import, or Label Studio as a person would).
+loop must notice), and plays a reviewer (:mod:`aidetect.feedback.sim_review`): ``review_delay``
+seconds after an image was answered, it looks the image up in the image store by its sha256 (kept by
+the server's capture, or not), and labels ``review_share`` of the kept ones with the source's true
+label through a review path (the feedback import, or Label Studio as a person would).
 
 Memory stays bounded whatever the source: the sources are streamed, at most ``concurrency`` requests
 are in flight, and the reviewer holds one small entry per image waiting for its delay (at most
-:data:`MAX_WATCHED`; beyond, images are sent but not reviewed, and counted as ``unwatched``).
+:data:`~aidetect.feedback.sim_review.MAX_WATCHED`; beyond, images are sent but not reviewed,
+and counted as ``unwatched``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import heapq
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -33,15 +32,11 @@ from aidetect.data.labels import LabelMatcher
 from aidetect.data.sources import SourceItem, open_source
 from aidetect.errors import ConfigError, DataError, ServiceUnavailableError
 from aidetect.feedback.capture import ImageStore
-from aidetect.feedback.labels import LabelRecord
+from aidetect.feedback.sim_review import PhaseStats, Reviewer, ReviewPath, ServedModel
 from aidetect.serving.client import V2Client, build_image_request
 
 log = logging.getLogger(__name__)
 
-SOURCE = "simulated-reviewer"
-MAX_WATCHED = 100_000  # images waiting for the reviewer's delay
-RECHECK_S = 2.0  # an image not yet in the store at its due time is looked up once more this much later
-FLUSH_RECORDS, FLUSH_SECONDS = 200, 2.0  # labels go out in batches
 REVIEW_VIAS = ("import", "label-studio", "none")
 
 
@@ -79,166 +74,6 @@ class Plan:
             raise ConfigError("shift-to and shift-after go together")
 
 
-@dataclass
-class PhaseStats:
-    """Counts for one source of the run (``base``, then ``shift``)."""
-
-    name: str
-    source: str
-    sent: int = 0  # images sent
-    ok: int = 0  # images answered 200
-    errors: int = 0  # images whose request failed
-    correct: int = 0  # answered with the source's label
-    skipped: int = 0  # unreadable in the source
-    checked: int = 0  # looked up in the image store by the reviewer
-    kept: int = 0  # of those, found in the store
-    labelled: int = 0
-    unwatched: int = 0  # answered but never looked up (the reviewer's bound)
-
-    def summary(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["accuracy"] = round(self.correct / self.ok, 4) if self.ok else None
-        return out
-
-
-class ReviewPath(Protocol):
-    """Where the simulated reviewer's decisions go."""
-
-    def submit(self, records: list[LabelRecord], images: dict[str, bytes]) -> int:
-        """Record ``records`` (``images``: their bytes by sha256, for paths that need them); the
-        number recorded."""
-        ...
-
-
-@dataclass(order=True)
-class _Watched:
-    due: float
-    sha256: str = field(compare=False)
-    label: str = field(compare=False)
-    phase: PhaseStats = field(compare=False)
-    rechecked: bool = field(default=False, compare=False)
-
-
-class Reviewer:
-    """A thread that looks up sent images after the delay and labels a share of the kept ones."""
-
-    def __init__(
-        self,
-        store: ImageStore,
-        path: ReviewPath | None,
-        share: float,
-        delay: float,
-        model: tuple[str, str],
-        seed: int = 0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.store, self.path, self.share, self.delay = store, path, share, delay
-        self.model_name, self.model_version = model
-        self.rng = random.Random(seed)
-        self.clock = clock
-        self._heap: list[_Watched] = []
-        self._cond = threading.Condition()
-        self._closing = False
-        self._labelled: set[str] = set()
-        self._records: list[LabelRecord] = []
-        self._last_flush = clock()
-        self.error: Exception | None = None
-        self._thread = threading.Thread(target=self._run, name="aidetect-sim-reviewer", daemon=True)
-        self._thread.start()
-
-    def watch(self, sha256: str, label: str, phase: PhaseStats) -> None:
-        with self._cond:
-            if len(self._heap) >= MAX_WATCHED:
-                phase.unwatched += 1
-                return
-            heapq.heappush(self._heap, _Watched(self.clock() + self.delay, sha256, label, phase))
-            self._cond.notify()
-
-    def finish(self) -> None:
-        """Review everything still waiting (after its delay), submit the last labels, stop."""
-        with self._cond:
-            self._closing = True
-            self._cond.notify()
-        self._thread.join()
-        if self.error is not None:
-            raise self.error
-
-    def _run(self) -> None:
-        try:
-            while True:
-                with self._cond:
-                    item = (
-                        heapq.heappop(self._heap)
-                        if self._heap and self._heap[0].due <= self.clock()
-                        else None
-                    )
-                    if item is None:
-                        if self._closing and not self._heap:
-                            break
-                        wait = self._heap[0].due - self.clock() if self._heap else FLUSH_SECONDS
-                        self._cond.wait(min(max(wait, 0.01), FLUSH_SECONDS))
-                if item is not None:
-                    self._review(item)
-                due = self.clock() - self._last_flush >= FLUSH_SECONDS
-                if len(self._records) >= FLUSH_RECORDS or (self._records and due):
-                    self._flush()
-            self._flush()
-        except Exception as exc:  # handed to finish(): the run reports it as its error
-            self.error = exc
-
-    def _review(self, item: _Watched) -> None:
-        if not self.store.has(item.sha256):
-            if not item.rechecked:  # the capture writes off the request path: look once more later
-                item.due, item.rechecked = self.clock() + RECHECK_S, True
-                with self._cond:
-                    heapq.heappush(self._heap, item)
-                return
-            item.phase.checked += 1
-            return
-        item.phase.checked += 1
-        item.phase.kept += 1
-        if self.path is None or item.sha256 in self._labelled or self.rng.random() >= self.share:
-            return
-        self._labelled.add(item.sha256)
-        rec = LabelRecord(
-            sha256=item.sha256,
-            label=item.label,
-            source=SOURCE,
-            author="simulator",
-            model_name=self.model_name,
-            model_version=self.model_version,
-            note=f"phase:{item.phase.name}",
-        )
-        self._records.append(rec)
-        item.phase.labelled += 1
-
-    def _flush(self) -> None:
-        self._last_flush = self.clock()
-        if not self._records or self.path is None:
-            return
-        records, self._records = self._records, []
-        images = {r.sha256: self.store.get(r.sha256) for r in records} if _needs_images(self.path) else {}
-        self.path.submit(records, images)
-
-
-def _needs_images(path: ReviewPath) -> bool:
-    return bool(getattr(path, "needs_images", False))
-
-
-class LabelLogPath:
-    """The import review path: the reviewer's labels are appended to the label log, as the feedback
-    import would (one object per batch)."""
-
-    def __init__(self, root: str = "") -> None:
-        from aidetect.feedback.labels import LabelLog
-
-        self.log = LabelLog(root)
-
-    def submit(self, records: list[LabelRecord], images: dict[str, bytes]) -> int:
-        self.log.append(records)
-        return len(records)
-
-
 def _items(uri: str, cfg: DataConfig, phase: PhaseStats, cycle: bool) -> Iterator[SourceItem]:
     """The source's readable items, streamed; again from the start when ``cycle`` (the run has
     another bound: a duration or a limit)."""
@@ -263,12 +98,12 @@ class Simulation:
         self,
         plan: Plan,
         store: ImageStore,
-        path: ReviewPath | None,
+        review: Callable[[ServedModel], ReviewPath] | None,
         data_cfg: DataConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         plan.validate()
-        self.plan, self.store, self.path, self.clock = plan, store, path, clock
+        self.plan, self.store, self.review, self.clock = plan, store, review, clock
         self.data_cfg = data_cfg or DataConfig()
         self.phases = [PhaseStats("base", plan.source)]
         if plan.shift_to:
@@ -281,15 +116,13 @@ class Simulation:
     def run(self) -> dict[str, Any]:
         plan = self.plan
         client = V2Client(plan.url, plan.token, timeout=plan.timeout)
-        model = plan.model or client.default_model()
-        labels, _, _ = client.model_parameters(model)
-        version = _model_version(client, model)
-        matcher = LabelMatcher(labels, self.data_cfg.synonyms)
-        want_review = plan.review_via != "none"
+        served = _served_model(client, plan.model or client.default_model())
+        model = served.name
+        matcher = LabelMatcher(served.labels, self.data_cfg.synonyms)
+        path = self.review(served) if self.review is not None and plan.review_via != "none" else None
         reviewer = Reviewer(
-            self.store, self.path if want_review else None, plan.review_share, plan.review_delay,
-            (model, version), plan.seed, self.clock,
-        )  # fmt: skip
+            self.store, path, plan.review_share, plan.review_delay, served, plan.seed, self.clock
+        )
         start = self.clock()
         try:
             with ThreadPoolExecutor(plan.concurrency, thread_name_prefix="aidetect-sim") as pool:
@@ -305,8 +138,9 @@ class Simulation:
         return {
             "url": plan.url,
             "model": model,
-            "model_version": version,
+            "model_version": served.version,
             "review_via": plan.review_via,
+            "review": path.summary() if path is not None else {},
             "seconds": round(self.clock() - start, 2),
             **{
                 k: sum(getattr(p, k) for p in self.phases)
@@ -377,19 +211,16 @@ class Simulation:
             self._slots.release()
 
 
-def _model_version(client: V2Client, model: str) -> str:
-    """The served version, from the model's metadata (for the label records)."""
+def _served_model(client: V2Client, model: str) -> ServedModel:
+    """Name, version, labels and real label from the model's V2 metadata."""
     try:
-        meta = client.http.get(f"/v2/models/{model}").json()
+        r = client.http.get(f"/v2/models/{model}")
+        meta = r.json() if r.status_code == 200 else None
     except (httpx.HTTPError, ValueError) as exc:
         raise ServiceUnavailableError(f"cannot read the metadata of {model}: {exc}") from None
-    return str((meta.get("parameters") or {}).get("model_version") or (meta.get("versions") or [""])[0])
-
-
-def review_path(via: str, labels_root: str = "", **label_studio: Any) -> ReviewPath | None:
-    """The review path named ``via``: ``import`` (the label log), ``label-studio``, or ``none``."""
-    if via == "import":
-        return LabelLogPath(labels_root)
-    if via == "none":
-        return None
-    raise ConfigError(f"review-via {via}: not available")
+    params = (meta or {}).get("parameters") or {}
+    if not params.get("labels"):
+        raise ServiceUnavailableError(f"{client.url}: model {model} states no labels in its metadata")
+    labels = tuple(str(x) for x in params["labels"])
+    version = str(params.get("model_version") or ((meta or {}).get("versions") or [""])[0])
+    return ServedModel(model, version, labels, str(params.get("real_label") or labels[0]))
