@@ -44,6 +44,9 @@ def print_result(result) -> None:
 def promote(ctx: click.Context, version, env, weight, repo, remote, model, config_path) -> None:
     """Promote --version N --to staging|canary|production through a pull request.
 
+    A text model's version (registry tag modality: text) moves its own pin, overlays/<env>/text, through
+    staging -> production: `aidetect promote --model aidetect-text --version N --to staging`.
+
     Refuses a version that failed its gates, a skipped stage, a dirty work tree or a missing remote;
     nothing is pushed then. `aidetect promote sync` records what each environment runs as aliases.
     """
@@ -84,6 +87,9 @@ def status(obj: dict) -> None:
     for env, pin in found.items():
         share = f"{pin['weight']}%" if "weight" in pin else ""
         rows.append([env, pin["model_name"], str(pin["version"]), share, pin["uri"]])
+        if "text" in pin:  # the text detector beside the image model (overlays/<env>/text)
+            text = pin["text"]
+            rows.append([f"{env} (text)", text["model_name"], str(text["version"]), "", text["uri"]])
     click.echo(format_table(rows))
 
 

@@ -17,7 +17,7 @@ import click
 @click.option("--reports-uri", help="Where drift verdicts are (folder or s3://; default from config).")
 @click.option("--out", "out", help="Where to write the page (default <AIDETECT_HOME>/report/index.html).")
 def report(manifests_dir: str, config_path: str | None, reports_uri: str | None, out: str | None) -> None:
-    """Write one HTML page: each environment's version, its gates, its latest drift verdict, retrains."""
+    """Write one HTML page: each environment's versions (image and text), gates, latest drift, retrains."""
     from aidetect.monitoring.config import load_drift_config
     from aidetect.monitoring.report import write_report
     from aidetect.paths import home
@@ -29,7 +29,7 @@ def report(manifests_dir: str, config_path: str | None, reports_uri: str | None,
         drift = (
             "no verdict" if e.drift is None else ("DRIFT" if e.drift.get("drift_detected") else "no drift")
         )
-        click.echo(f"{e.env:<11} {e.model_name} v{e.version}  gates: {e.gates.status}  drift: {drift}")
+        click.echo(f"{e.label:<11} {e.model_name} v{e.version}  gates: {e.gates.status}  drift: {drift}")
     for notice in facts.notices:
         click.echo(f"note: {notice}", err=True)
     click.echo(f"report: {path}")

@@ -1,6 +1,7 @@
 """The operator report: one self-contained HTML page, one section per environment.
 
-For each environment: the model version its overlay pins (``aidetect.gitops.overlays.deployed_versions``),
+For each environment and each model it serves (the image model, and the text detector where the
+environment pins one): the version its overlay pins (``aidetect.gitops.overlays.deployed_versions``),
 that version's gate results (registry tag ``gate_status`` and ``reports/gate_report.json``), the latest
 drift verdict for it (``aidetect drift check``) with links to the HTML report and the verdict, and the
 retraining launches recorded for the model. Every source may be missing or unreachable: the page then
@@ -47,6 +48,12 @@ class EnvFacts:
     gates: GateFacts = field(default_factory=GateFacts)
     drift: dict[str, Any] | None = None
     drift_note: str = ""
+    modality: str = "image"  # "text": the environment's text detector (its drift is on text features)
+
+    @property
+    def label(self) -> str:
+        """``staging`` for the image model, ``staging (text)`` for the text detector."""
+        return self.env if self.modality == "image" else f"{self.env} ({self.modality})"
 
 
 @dataclass
@@ -90,20 +97,28 @@ def _gates(name: str, version: str) -> GateFacts:
     return facts
 
 
+def _served(env: str, pin: dict[str, Any], cfg: DriftConfig, modality: str = "image") -> EnvFacts:
+    """One pinned model: its gates and latest drift verdict (unreachable sources become notes)."""
+    facts = EnvFacts(env, str(pin["model_name"]), str(pin["version"]), str(pin["uri"]), pin.get("weight"))
+    facts.modality = modality
+    facts.gates = _gates(facts.model_name, facts.version)
+    try:
+        facts.drift = read_latest(cfg, facts.model_name, facts.version)
+        if facts.drift is None:
+            facts.drift_note = "no drift check recorded for this version yet"
+    except (AidetectError, ValueError) as exc:
+        facts.drift_note = f"drift verdicts unavailable: {exc}"
+    return facts
+
+
 def gather(manifests_dir: str, cfg: DriftConfig) -> ReportFacts:
     """Collect everything the page shows; unreachable sources become notes, not errors."""
     deployed, notice = _deployed(manifests_dir)
     envs = []
     for env, pin in deployed.items():
-        facts = EnvFacts(env, str(pin["model_name"]), str(pin["version"]), str(pin["uri"]), pin.get("weight"))
-        facts.gates = _gates(facts.model_name, facts.version)
-        try:
-            facts.drift = read_latest(cfg, facts.model_name, facts.version)
-            if facts.drift is None:
-                facts.drift_note = "no drift check recorded for this version yet"
-        except (AidetectError, ValueError) as exc:
-            facts.drift_note = f"drift verdicts unavailable: {exc}"
-        envs.append(facts)
+        envs.append(_served(env, pin, cfg))
+        if "text" in pin:
+            envs.append(_served(env, pin["text"], cfg, modality="text"))
     notices = [notice] if notice else []
     try:
         launches = load_launches(state_uri(cfg.retrain))
@@ -218,8 +233,9 @@ def render_html(facts: ReportFacts) -> str:
     sections = []
     for e in facts.environments:
         weight = f" &middot; {e.weight}% of production traffic" if e.weight is not None else ""
+        anchor = e.env if e.modality == "image" else f"{e.env}-{e.modality}"
         sections.append(
-            f'<section id="env-{_e(e.env)}"><h2>{_e(e.env)}: {_e(e.model_name)} v{_e(e.version)}</h2>'
+            f'<section id="env-{_e(anchor)}"><h2>{_e(e.label)}: {_e(e.model_name)} v{_e(e.version)}</h2>'
             f"<p>serving <code>{_e(e.uri)}</code>{weight}</p>{_gates_html(e.gates)}{_drift_html(e)}</section>"
         )
     if not facts.environments:
