@@ -4,12 +4,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 IVENV  := .venv-infra
+LSVENV := .venv-labelstudio
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export GX_ANALYTICS_ENABLED := false
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test lint typecheck venv infra-venv clean
+.PHONY: demo test lint typecheck venv infra-venv labelstudio-venv clean
 
 # torch first (the local CPU build), then everything else pinned by constraints.txt.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -26,8 +27,21 @@ $(IVENV)/.installed: requirements/infra.txt
 	$(IVENV)/bin/pip install -q -r requirements/infra.txt
 	touch $@
 
+# The Label Studio server for the review-queue tests pins Django & co.: its own venv. Its database
+# is migrated once here into template/ (a minute of migrations), which each test session copies.
+$(LSVENV)/.installed: requirements/labelstudio.txt
+	test -x $(LSVENV)/bin/python || $(PYTHON) -m venv $(LSVENV)
+	$(LSVENV)/bin/pip install -q --upgrade pip
+	$(LSVENV)/bin/pip install -q -r requirements/labelstudio.txt
+	rm -rf $(LSVENV)/template && mkdir -p $(LSVENV)/template
+	LABEL_STUDIO_BASE_DATA_DIR=$(CURDIR)/$(LSVENV)/template LATEST_VERSION_CHECK=false COLLECT_ANALYTICS=false \
+	  SENTRY_DSN= FRONTEND_SENTRY_DSN= $(LSVENV)/bin/label-studio version >$(LSVENV)/template.log 2>&1
+	test -s $(LSVENV)/template/label_studio.sqlite3
+	touch $@
+
 venv: $(VENV)/.installed
 infra-venv: $(IVENV)/.installed
+labelstudio-venv: $(LSVENV)/.installed
 
 demo: venv
 	$(BIN)/aidetect demo
@@ -41,7 +55,7 @@ typecheck: venv
 	$(BIN)/mypy
 
 # Coverage of src/aidetect, line and branch ([tool.coverage] in pyproject.toml): fails below the floor.
-test: venv infra-venv lint typecheck
+test: venv infra-venv labelstudio-venv lint typecheck
 	PATH="$(CURDIR)/$(BIN):$(CURDIR)/$(IVENV)/bin:$$PATH" $(BIN)/pytest -q --cov --cov-report=term
 
 clean:

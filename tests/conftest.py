@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import servers
+from tests.helpers.label_studio import LabelStudio
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -80,6 +81,20 @@ def s3_unreachable(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     point_s3_at(monkeypatch, endpoint)
     yield endpoint
     storage._client.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def label_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabelStudio]:
+    """A real Label Studio server (``.venv-labelstudio``) on loopback, shared by the session: ``.url``,
+    ``.token``. Skipped only where the venv is absent locally; CI (``make test``) installs it."""
+    from tests.helpers import label_studio as ls
+
+    if not ls.available():
+        if os.environ.get("CI"):
+            pytest.fail(f"{ls.BINARY} is missing: `make labelstudio-venv` should have installed it")
+        pytest.skip(f"Label Studio is not installed ({ls.BINARY}): run `make labelstudio-venv`")
+    with ls.label_studio_server(tmp_path_factory.mktemp("label-studio")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
