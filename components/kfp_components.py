@@ -213,18 +213,80 @@ def drift_check(
     return bool(found["drift_detected"])
 
 
+def quality_check(
+    model_name: str,
+    alias: str,
+    since: str,
+    inference_log: str,
+    labels_root: str,
+    mlflow_uri: str,
+    verdict: Output[Artifact],
+    metrics: Output[Metrics],
+) -> bool:
+    """Join reviewers' labels with the inference log window; True when the live quality degraded."""
+    from aidetect.flows import Stores
+    from aidetect.flows.loop import quality_check as check
+    from aidetect.flows.steprun import flat_metadata, run_step
+    from aidetect.model.lineage import write_json
+
+    stores = Stores(tracking_uri=mlflow_uri)
+    found = run_step("quality-check", check, model_name, alias, since, inference_log, stores,
+                     labels_root=labels_root)  # fmt: skip
+    write_json(verdict.path, found)
+    verdict.metadata.update(flat_metadata({k: found[k] for k in ("status", "degraded", "reasons")}))
+    for name, value in found["counts"].items():
+        metrics.log_metric(f"count_{name}", float(value))
+    return bool(found["degraded"])
+
+
+def decide_retrain(drift: Input[Artifact], quality: Input[Artifact], decision: Output[Artifact]) -> bool:
+    """One verdict from both checks (drift or degradation); True: grow and retrain."""
+    from aidetect.flows.loop import retrain_decision
+    from aidetect.flows.steprun import flat_metadata, run_step
+    from aidetect.model.lineage import read_json, write_json
+
+    made = run_step("decide-retrain", retrain_decision, read_json(drift.path), read_json(quality.path))
+    write_json(decision.path, made)
+    decision.metadata.update(flat_metadata(made))
+    return bool(made["retrain"])
+
+
+def grow(
+    decision: Input[Artifact],
+    data_uri: str,
+    datasets_root: str,
+    labels_root: str,
+    capture_store: str,
+    train_on: Output[Dataset],
+) -> bool:
+    """Grow the served model's dataset line with the reviewers' labels (or keep ``data_uri`` when growth
+    is off); True when there is something to retrain on. Too few labels: False, the reason in metadata."""
+    from aidetect.flows import Stores
+    from aidetect.flows.loop import grow_training_data
+    from aidetect.flows.steprun import flat_metadata, run_step
+    from aidetect.model.lineage import read_json, write_json
+
+    stores = Stores(datasets_root=datasets_root)
+    made = run_step("grow", grow_training_data, read_json(decision.path), data_uri, stores,
+                    labels_root=labels_root, capture_store=capture_store)  # fmt: skip
+    write_json(train_on.path, made)
+    train_on.metadata.update(flat_metadata(made))
+    return bool(made["launch"])
+
+
 def trigger_retrain(
     verdict: Input[Artifact],
+    train_on: Input[Dataset],
     model_name: str,
     kfp_host: str,
-    data_uri: str,
     preset: str,
     gate_config: str,
     mlflow_uri: str,
     datasets_root: str,
     record: Output[Artifact],
 ) -> str:
-    """Start the training pipeline (KFP run on a cluster, local run otherwise) unless in cooldown."""
+    """Start the training pipeline on ``train_on`` (warm-started from the served model; a KFP run on a
+    cluster, a local run otherwise) unless in cooldown."""
     from aidetect.flows.monitoring import trigger_retrain as trigger
     from aidetect.flows.steprun import flat_metadata, run_step
     from aidetect.model.lineage import read_json, write_json
@@ -242,9 +304,10 @@ def trigger_retrain(
         read_json(verdict.path),
         model_name,
         kfp_host,
-        data_uri,
+        read_json(train_on.path)["uri"],
         arguments,
         verdict_uri=verdict.path,
+        grow_first=False,  # the grow step did
     )
     write_json(record.path, result)
     record.metadata.update(flat_metadata(result))
@@ -264,10 +327,16 @@ class Components:
     optimize: object
     register: object
     drift_check: object
+    quality_check: object
+    decide_retrain: object
+    grow: object
     trigger_retrain: object
 
 
-STEP_FUNCTIONS = (ingest, validate, train, evaluate, gate, optimize, register, drift_check, trigger_retrain)
+STEP_FUNCTIONS = (
+    ingest, validate, train, evaluate, gate, optimize, register,
+    drift_check, quality_check, decide_retrain, grow, trigger_retrain,
+)  # fmt: skip
 
 
 def build(image: str) -> Components:

@@ -86,8 +86,11 @@ class MonitoringDefaults:
 
     model_name: str = "aidetect-detector"
     alias: str = "production"
-    since: str = "1h"
+    since: str = "1h"  # the drift check's window
+    quality_since: str = "7d"  # the live-quality check's window (labels arrive slowly)
     inference_log: str = ""
+    labels_root: str = ""  # the label log; "": configs/feedback.yaml labels.root
+    capture_store: str = ""  # the kept images; "": configs/feedback.yaml capture.store_uri
     kfp_host: str = ""
 
 

@@ -1,4 +1,5 @@
-"""The monitoring pipeline: drift check -> (if drift) trigger the training pipeline, within a cooldown."""
+"""The monitoring pipeline, the loop on a cluster: drift check and live-quality check -> one decision ->
+grow the dataset with reviewers' labels -> start the training pipeline (warm start), within a cooldown."""
 
 from typing import Any
 
@@ -16,13 +17,20 @@ def build_monitoring_pipeline(cfg: PipelineConfig) -> Any:
     m = cfg.monitoring
     t = cfg.training
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="Check drift on the inference log; retrain on drift.")
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Check drift and live quality; on either, grow the dataset with reviewers' labels "
+        "and retrain.",
+    )
     def monitoring(
         data_uri: str,
         model_name: str = m.model_name,
         alias: str = m.alias,
         since: str = m.since,
+        quality_since: str = m.quality_since,
         inference_log: str = m.inference_log,
+        labels_root: str = m.labels_root,
+        capture_store: str = m.capture_store,
         mlflow_uri: str = t.mlflow_uri,
         kfp_host: str = m.kfp_host,
         preset: str = t.preset,
@@ -37,17 +45,39 @@ def build_monitoring_pipeline(cfg: PipelineConfig) -> Any:
             mlflow_uri=mlflow_uri,
         ).set_display_name("drift-check")
         check.set_caching_options(False)
-        with dsl.If(check.outputs["Output"] == True, name="drift-found"):  # noqa: E712 (KFP condition)
-            trigger = comps.trigger_retrain(
-                verdict=check.outputs["verdict"],
-                model_name=model_name,
-                kfp_host=kfp_host,
+        quality = comps.quality_check(
+            model_name=model_name,
+            alias=alias,
+            since=quality_since,
+            inference_log=inference_log,
+            labels_root=labels_root,
+            mlflow_uri=mlflow_uri,
+        ).set_display_name("quality-check")
+        quality.set_caching_options(False)
+        decide = comps.decide_retrain(
+            drift=check.outputs["verdict"], quality=quality.outputs["verdict"]
+        ).set_display_name("decide-retrain")
+        decide.set_caching_options(False)
+        with dsl.If(decide.outputs["Output"] == True, name="retrain-needed"):  # noqa: E712 (KFP condition)
+            grow = comps.grow(
+                decision=decide.outputs["decision"],
                 data_uri=data_uri,
-                preset=preset,
-                gate_config=gate_config,
-                mlflow_uri=mlflow_uri,
                 datasets_root=datasets_root,
-            ).set_display_name("trigger-retrain")
-            trigger.set_caching_options(False)
+                labels_root=labels_root,
+                capture_store=capture_store,
+            ).set_display_name("grow")
+            grow.set_caching_options(False)
+            with dsl.If(grow.outputs["Output"] == True, name="data-to-train-on"):  # noqa: E712
+                trigger = comps.trigger_retrain(
+                    verdict=decide.outputs["decision"],
+                    train_on=grow.outputs["train_on"],
+                    model_name=model_name,
+                    kfp_host=kfp_host,
+                    preset=preset,
+                    gate_config=gate_config,
+                    mlflow_uri=mlflow_uri,
+                    datasets_root=datasets_root,
+                ).set_display_name("trigger-retrain")
+                trigger.set_caching_options(False)
 
     return monitoring

@@ -184,6 +184,7 @@ def test_monitoring_pipeline_retrains_once_per_cooldown(
     write_log(log_root, "aidetect-detector", "1", images, scorer, ts=datetime.now(UTC))
     monkeypatch.setenv("AIDETECT_DRIFT__MIN_ROWS", "50")
     monkeypatch.setenv("AIDETECT_DRIFT__MIN_REFERENCE_ROWS", "5")
+    monkeypatch.setenv("AIDETECT_FEEDBACK__GROW__BEFORE_RETRAIN", "false")  # retrain on --data as given
     with fake_kfp_api() as api:
         args = ["pipeline", "run", "monitoring", "--local", "--data", "s3://bucket/labelled"]
         args += ["--param", "alias=candidate", "--param", f"inference_log={log_root}"]
@@ -196,6 +197,8 @@ def test_monitoring_pipeline_retrains_once_per_cooldown(
     mon = sorted((t.home / "pipeline-runs").glob("monitoring-*"))
     first_steps, second_steps = (_summary(d)["steps"] for d in mon[-2:])
     assert first_steps["drift-check"]["parameters"]["Output"] is True
+    assert first_steps["quality-check"]["parameters"]["Output"] is False  # no labels: no verdict
+    assert first_steps["decide-retrain"]["parameters"]["Output"] is True
     assert "jpeg_quality" in Path(first_steps["drift-check"]["artifacts"]["verdict"]["uri"]).read_text()
     assert first_steps["trigger-retrain"]["parameters"]["Output"] == "launched"
     assert second_steps["trigger-retrain"]["parameters"]["Output"] == "skipped"

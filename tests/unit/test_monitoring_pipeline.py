@@ -1,0 +1,142 @@
+"""The monitoring pipeline closes the loop: both checks -> one decision -> grow -> retrain; and the rules
+its steps call (one verdict from two checks, no retrain without data to learn from)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aidetect.errors import AidetectError
+from aidetect.flows.loop import grow_training_data, retrain_decision
+from pipelines import config as pconfig
+from pipelines.compile import compile_pipeline
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("compiled") / "monitoring.yaml"
+    with pytest.MonkeyPatch.context() as mp:
+        for key in [k for k in __import__("os").environ if k.startswith("AIDETECT_PIPELINE__")]:
+            mp.delenv(key)
+        compile_pipeline("monitoring", pconfig.load(), out)
+    return next(yaml.safe_load_all(out.read_text()))
+
+
+def _condition(task: dict) -> str:
+    return task["triggerPolicy"]["condition"]
+
+
+def test_both_checks_feed_one_decision_then_grow_then_retrain(spec: dict) -> None:
+    root = spec["root"]["dag"]["tasks"]
+    assert set(root) == {"drift-check", "quality-check", "decide-retrain", "condition-1"}
+    assert "dependentTasks" not in root["drift-check"] and "dependentTasks" not in root["quality-check"]
+    assert set(root["decide-retrain"]["dependentTasks"]) == {"drift-check", "quality-check"}
+    decide_inputs = root["decide-retrain"]["inputs"]["artifacts"]
+    assert decide_inputs["drift"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "verdict",
+        "producerTask": "drift-check",
+    }
+    assert decide_inputs["quality"]["taskOutputArtifact"]["producerTask"] == "quality-check"
+    assert root["condition-1"]["taskInfo"]["name"] == "retrain-needed"
+    assert "decide-retrain-Output'] == true" in _condition(root["condition-1"])
+
+    needed = spec["components"]["comp-condition-1"]["dag"]["tasks"]
+    assert set(needed) == {"grow", "condition-2"}
+    assert needed["condition-2"]["taskInfo"]["name"] == "data-to-train-on"
+    assert "grow-Output'] == true" in _condition(needed["condition-2"])
+    grow_params = needed["grow"]["inputs"]["parameters"]
+    assert {"data_uri", "datasets_root", "labels_root", "capture_store"} <= set(grow_params)
+
+    (trigger,) = spec["components"]["comp-condition-2"]["dag"]["tasks"].values()
+    assert trigger["taskInfo"]["name"] == "trigger-retrain"
+    arts = trigger["inputs"]["artifacts"]
+    assert arts["train_on"] == {"componentInputArtifact": "pipelinechannel--grow-train_on"}
+    assert arts["verdict"] == {"componentInputArtifact": "pipelinechannel--decide-retrain-decision"}
+    assert "data_uri" not in trigger["inputs"]["parameters"], "retrain trains on what the grow step chose"
+
+
+def test_parameters_and_artifact_types(spec: dict) -> None:
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert not params["data_uri"].get("isOptional")
+    assert all(p.get("isOptional") for n, p in params.items() if n != "data_uri")
+    assert params["quality_since"]["defaultValue"] == "7d"
+    assert {"labels_root", "capture_store"} <= set(params)
+
+    def outputs(comp: str) -> dict[str, str]:
+        arts = spec["components"][comp]["outputDefinitions"]["artifacts"]
+        return {n: a["artifactType"]["schemaTitle"] for n, a in arts.items()}
+
+    assert outputs("comp-quality-check") == {"verdict": "system.Artifact", "metrics": "system.Metrics"}
+    assert outputs("comp-decide-retrain") == {"decision": "system.Artifact"}
+    assert outputs("comp-grow") == {"train_on": "system.Dataset"}
+    for executor in ("exec-quality-check", "exec-decide-retrain", "exec-grow", "exec-trigger-retrain"):
+        container = spec["deploymentSpec"]["executors"][executor]["container"]
+        assert "from aidetect.flows" in " ".join(container["command"])
+        assert "resources" not in container, "the loop's steps need no GPU"
+
+
+DRIFT = {
+    "model_name": "m",
+    "model_version": "3",
+    "dataset_version": "ds1",
+    "drift_detected": True,
+    "reasons": ["width drifted"],
+    "verdict_uri": "s3://a/drift.json",
+}
+LIVE = {
+    "model_name": "m",
+    "model_version": "3",
+    "dataset_version": "ds1",
+    "status": "degraded",
+    "degraded": True,
+    "reasons": ["live F1 0.41 < 0.9"],
+    "verdict_uri": "s3://a/quality.json",
+}
+
+
+def test_the_decision_retrains_on_drift_or_degradation() -> None:
+    both = retrain_decision(DRIFT, LIVE)
+    assert both["retrain"] and both["triggers"] == ["drift", "degradation"]
+    assert both["reasons"] == ["drift: width drifted", "degradation: live F1 0.41 < 0.9"]
+    assert (both["model_version"], both["dataset_version"]) == ("3", "ds1")
+    assert both["verdicts"] == {"drift": "s3://a/drift.json", "quality": "s3://a/quality.json"}
+
+    quiet_live = {**LIVE, "status": "ok", "degraded": False}
+    only_drift = retrain_decision(DRIFT, quiet_live)
+    assert only_drift["triggers"] == ["drift"] and only_drift["verdict_uri"] == "s3://a/drift.json"
+
+    only_live = retrain_decision({**DRIFT, "drift_detected": False}, LIVE)
+    assert only_live["triggers"] == ["degradation"] and only_live["verdict_uri"] == "s3://a/quality.json"
+    assert only_live["reasons"] == ["degradation: live F1 0.41 < 0.9"]
+
+    too_few = {"model_version": "3", "status": "insufficient", "degraded": False, "reasons": []}
+    calm = retrain_decision({**DRIFT, "drift_detected": False}, too_few)
+    assert not calm["retrain"] and calm["triggers"] == [] and calm["quality_status"] == "insufficient"
+
+
+def test_checks_of_different_versions_are_refused() -> None:
+    with pytest.raises(AidetectError, match="judged version 3 and the quality check 4"):
+        retrain_decision(DRIFT, {**LIVE, "model_version": "4"})
+
+
+def test_no_retrain_without_data_to_learn_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aidetect import flows
+    from aidetect.data.demo import generate_demo
+    from aidetect.data.versions import list_versions
+
+    stores = flows.Stores(datasets_root=str(tmp_path / "datasets"))
+    base = flows.ingest(str(generate_demo(tmp_path / "demo", n_per_class=6, size=16)), stores).dataset
+    verdict = retrain_decision({**DRIFT, "dataset_version": base.version_id}, LIVE)
+    labels, store = str(tmp_path / "labels"), str(tmp_path / "captured")
+
+    grown = grow_training_data(verdict, "s3://b/labelled", stores, labels_root=labels, capture_store=store)
+    assert grown["launch"] is False and grown["reason"].startswith("not launched: "), grown
+    assert [v["version_id"] for v in list_versions(stores.datasets)] == [base.version_id]
+
+    monkeypatch.setenv("AIDETECT_FEEDBACK__GROW__BEFORE_RETRAIN", "false")
+    kept = grow_training_data(verdict, "s3://b/labelled", stores)
+    assert kept == {"launch": True, "reason": "trains on data_uri", "uri": "s3://b/labelled", "grown": None}
+    nothing = grow_training_data(verdict, "", stores)
+    assert nothing["launch"] is False and "data_uri is empty" in nothing["reason"]
