@@ -119,3 +119,35 @@ def test_the_dashboard_live_quality_queries_return_data(pushed: str, query: dash
 def test_the_degradation_alert_fires_for_the_degraded_track_only(pushed: str) -> None:
     firing = _eventually(pushed, 'ALERTS{alertname="AidetectModelDegraded", alertstate="firing"}')
     assert [(r["metric"]["version"], r["metric"]["track"]) for r in firing] == [("3", "stable")]
+
+
+def test_canary_analysis_reads_the_live_quality_of_the_served_versions(
+    stack: tuple[str, str], pushed: str
+) -> None:
+    from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
+
+    from aidetect.monitoring.canary import Prometheus, live_quality
+    from aidetect.monitoring.config import CanaryConfig
+
+    gateway, prom = stack
+    reg = CollectorRegistry()  # what the two predictors expose: stable serves v3, canary v4
+    info = Gauge("aidetect_model_info", "served model", ["model", "version", "track"], registry=reg)
+    info.labels(MODEL, "3", "stable").set(1)
+    info.labels(MODEL, "4", "canary").set(1)
+    push_to_gateway(gateway.removeprefix("http://"), job="predictors", registry=reg)
+    _eventually(prom, 'aidetect_model_info{track="canary"}')
+    cfg = CanaryConfig(prometheus_url=prom, selector=f'model="{MODEL}"')
+    stable = live_quality(Prometheus(prom), cfg, "stable")
+    canary = live_quality(Prometheus(prom), cfg, "canary")
+    assert stable is not None and stable.degraded and stable.labels == 60 and stable.min_f1 == 0.9
+    assert canary is not None and not canary.degraded and canary.f1 == 1.0 and canary.labels == 20
+    reg2 = CollectorRegistry()
+    Gauge("aidetect_model_info", "served model", ["model", "version", "track"], registry=reg2).labels(
+        MODEL, "5", "canary"
+    ).set(1)
+    # the canary moved on to v5 (replacing the pushed group): v5 has no labels, so no live criterion
+    push_to_gateway(gateway.removeprefix("http://"), job="predictors", registry=reg2)
+    deadline = time.monotonic() + 30
+    while live_quality(Prometheus(prom), cfg, "canary") is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert live_quality(Prometheus(prom), cfg, "canary") is None

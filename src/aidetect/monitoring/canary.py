@@ -1,5 +1,7 @@
 """Canary analysis: compare the canary track with stable on error rate, p95 latency and the distribution
-of predictions, from Prometheus, and answer promote, hold or rollback with the reasons.
+of predictions, from Prometheus, and answer promote, hold or rollback with the reasons. When
+``aidetect quality check`` has pushed live metrics for the version the canary serves, a live F1 under
+the gate over enough reviewers' labels (the AidetectModelDegraded rule) is a rollback reason too.
 
 Queries use the serving metrics fixed in docs/CONTRACTS.md and the ``track`` label the ServiceMonitors
 set. Only server errors count against a track (a client's bad request is not the model's fault).
@@ -24,6 +26,21 @@ class NoTrafficError(AidetectError):
 
 
 @dataclass
+class LiveQuality:
+    """``aidetect quality check``'s metrics for the version a track serves now (and its gate)."""
+
+    f1: float
+    labels: float
+    min_f1: float
+    min_labels: float
+
+    @property
+    def degraded(self) -> bool:
+        """The alert's rule: F1 under the gate over enough labels."""
+        return self.labels >= self.min_labels and self.f1 < self.min_f1
+
+
+@dataclass
 class TrackStats:
     """One track over the window."""
 
@@ -31,6 +48,7 @@ class TrackStats:
     server_errors: float
     p95_seconds: float | None
     fake_probability_buckets: list[tuple[float, float]] = field(default_factory=list)  # (le, cumulative)
+    live: LiveQuality | None = None  # reviewers' labels on the version the track serves, when pushed
 
     @property
     def error_rate(self) -> float:
@@ -103,8 +121,28 @@ def collect(prom: Prometheus, cfg: CanaryConfig, track: str) -> TrackStats:
     buckets = prom.query(f"sum by (le) (increase(aidetect_fake_probability_bucket{sel}[{w}]))")
     hist = sorted((float(b["metric"]["le"]), float(b["value"][1])) for b in buckets)
     return TrackStats(
-        requests=requests, server_errors=errors or 0.0, p95_seconds=p95, fake_probability_buckets=hist
+        requests=requests,
+        server_errors=errors or 0.0,
+        p95_seconds=p95,
+        fake_probability_buckets=hist,
+        live=live_quality(prom, cfg, track),
     )
+
+
+def live_quality(prom: Prometheus, cfg: CanaryConfig, track: str) -> LiveQuality | None:
+    """The pushed live metrics of the version the track serves now (by ``aidetect_model_info``): a
+    degraded one if any, else the one with most labels. None when no quality check covered it."""
+    sel = _matchers(cfg, track)
+    serving = f"max by (version, {cfg.track_label}) (aidetect_model_info{sel})"
+    found: dict[str, dict[str, float]] = {}
+    for stat in ("f1", "labels", "min_f1", "min_labels"):
+        expr = f"max by (version) (aidetect_live_{stat}{sel} and on (version, {cfg.track_label}) {serving})"
+        for r in prom.query(expr):
+            found.setdefault(r["metric"]["version"], {})[stat] = float(r["value"][1])
+    live = [LiveQuality(**v) for v in found.values() if len(v) == 4 and not math.isnan(v["f1"])]
+    if not live:
+        return None
+    return next((q for q in live if q.degraded), max(live, key=lambda q: q.labels))
 
 
 # --- the decision --------------------------------------------------------------------------------
@@ -163,6 +201,11 @@ def decide(stable: TrackStats, canary: TrackStats, cfg: CanaryConfig) -> Verdict
         failures.append(
             f"fake-probability distribution shifted by {shift:.3f} (> {cfg.max_prediction_shift})"
         )
+    if canary.live is not None and canary.live.degraded:
+        failures.append(
+            f"live F1 {canary.live.f1:.3f} on {canary.live.labels:.0f} reviewers' labels "
+            f"(< {canary.live.min_f1} gate)"
+        )
     if failures:
         return Verdict(ROLLBACK, failures, stable, canary, shift)
     short = [
@@ -182,6 +225,8 @@ def decide(stable: TrackStats, canary: TrackStats, cfg: CanaryConfig) -> Verdict
         ),
         f"prediction shift {shift:.3f}" if shift is not None else "prediction shift n/a (no predictions)",
     ]
+    if canary.live is not None and stable.live is not None:
+        reasons.append(f"live F1 {canary.live.f1:.3f} vs stable {stable.live.f1:.3f} on reviewers' labels")
     return Verdict(PROMOTE, reasons, stable, canary, shift)
 
 
