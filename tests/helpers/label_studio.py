@@ -54,6 +54,12 @@ class LabelStudio:
         resp.raise_for_status()
         return resp.json()
 
+    def personal_access_token(self) -> str:
+        """A new personal access token (a JWT refresh token) for the admin, as the account page makes."""
+        resp = httpx.post(f"{self.url}/api/token/", headers=self.headers(), timeout=30)
+        resp.raise_for_status()
+        return resp.json()["token"]
+
     def get(self, path: str, **params: object) -> dict | list:
         resp = httpx.get(f"{self.url}{path}", params=params, headers=self.headers(), timeout=30)
         resp.raise_for_status()

@@ -154,3 +154,14 @@ def test_the_cli_pushes_and_pulls_and_reports_errors_in_one_line(
     assert res.exit_code == 0, res.output
     assert "1 labels added" in res.output
     assert runner.invoke(main, pull).output.count("0 labels added, 1 already in the log") == 1
+
+
+def test_a_personal_access_token_works_and_a_tampered_one_is_refused(
+    queue: tuple, label_studio: LabelStudio
+) -> None:
+    cfg, store, _ = queue
+    pat = label_studio.personal_access_token()
+    with review.Client(cfg.url, pat) as client:
+        assert review.push(cfg, client, store, MODEL, LABELS).pushed == 3  # exchanged for a Bearer token
+    with review.Client(cfg.url, pat[:-6] + "AAAAAA") as client, pytest.raises(ConfigError, match="refused"):
+        client.find_project(cfg.project)
