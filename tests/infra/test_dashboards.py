@@ -111,6 +111,7 @@ def test_dashboards_cover_what_operators_need() -> None:
     latency = json.dumps(boards["aidetect-service.json"])
     assert all(f"histogram_quantile({q}" in latency for q in ("0.5", "0.95", "0.99"))
     assert "by (track)" in json.dumps(boards["aidetect-model.json"])  # canary vs stable
+    assert "by (model, track)" in json.dumps(boards["aidetect-model.json"])  # image and text models
 
 
 @pytest.fixture(scope="module")

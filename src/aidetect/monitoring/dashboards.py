@@ -1,7 +1,8 @@
 """Grafana dashboards as code (grafana-foundation-sdk), written to ``manifests/monitoring/dashboards/``.
 
 Four dashboards for the operators of the service: **service** (traffic, latency, errors, saturation),
-**model** (fake rate, probability distribution, canary vs stable, live quality from reviewers' labels),
+**model** (fake rate, probability distribution, canary vs stable, live quality from reviewers' labels;
+every serving panel split by ``model``: the image model and the text detector),
 **data** (drift share, top drifting features, retraining) and **pipelines** (last runs, gate status).
 Every query comes from :mod:`aidetect.monitoring.promql`; :func:`queries` lists them so tests can check
 each one parses and the main ones return data from a live server. Regenerate with
@@ -125,15 +126,18 @@ def _board(uid: str, title: str, description: str) -> Dashboard:
 
 # -- the four dashboards ------------------------------------------------------------------------------
 
+# Serving panels split by model as well as track: staging and production serve the image model
+# (`aidetect`) and the text detector (`aidetect-text`) side by side (pick one with the Model variable).
+BY = "model, track"
 SERVICE = {
-    "rps": [Query(q.requests_per_second(), "{{track}}", main=True)],
+    "rps": [Query(q.requests_per_second(BY), "{{model}} {{track}}", main=True)],
     "status": [Query(q.requests_by_status(), "{{status}}", main=True)],
     "latency": [
-        Query(q.latency_quantile(0.5), "p50 {{track}}", main=True),
-        Query(q.latency_quantile(0.95), "p95 {{track}}", main=True),
-        Query(q.latency_quantile(0.99), "p99 {{track}}", main=True),
+        Query(q.latency_quantile(0.5, BY), "p50 {{model}} {{track}}", main=True),
+        Query(q.latency_quantile(0.95, BY), "p95 {{model}} {{track}}", main=True),
+        Query(q.latency_quantile(0.99, BY), "p99 {{model}} {{track}}", main=True),
     ],
-    "errors": [Query(q.error_ratio(), "{{track}}")],
+    "errors": [Query(q.error_ratio(BY), "{{model}} {{track}}")],
     "rejected": [Query(q.rejected_per_second(), "{{reason}}")],
     "cpu": [Query(q.process_cpu(), "{{instance}}", main=True)],
     "memory": [Query(q.process_memory(), "{{instance}}", main=True)],
@@ -141,9 +145,9 @@ SERVICE = {
 }
 
 MODEL = {
-    "fake_rate": [Query(q.fake_rate(), "{{track}}", main=True)],
+    "fake_rate": [Query(q.fake_rate(BY), "{{model}} {{track}}", main=True)],
     "probability": [Query(q.probability_heatmap(), "{{le}}", main=True)],
-    "mean_probability": [Query(q.mean_probability(), "{{track}}", main=True)],
+    "mean_probability": [Query(q.mean_probability(BY), "{{model}} {{track}}", main=True)],
     "canary_latency": [Query(q.latency_quantile(0.95), "p95 {{track}}")],
     "canary_errors": [Query(q.error_ratio(), "{{track}}")],
     "info": [Query(q.model_info(), "", main=True)],
@@ -174,6 +178,8 @@ PIPELINES = {
 }
 
 RED, GREEN, ORANGE = "red", "green", "orange"
+POSITIVE_SHARE = "Share of predictions in the positive class: FAKE (image model), ai (text detector)"
+IMAGE_ONLY = "Select the image model (aidetect): the text detector has no canary and counts as stable"
 
 
 def service_dashboard() -> Dashboard:
@@ -205,12 +211,14 @@ def model_dashboard() -> Dashboard:
         .with_row(Row("Served model"))
         .with_panel(info)
         .with_row(Row("Predictions"))
-        .with_panel(_ts("Fake rate (canary vs stable)", m["fake_rate"], "percentunit"))
+        .with_panel(_ts("Fake rate (canary vs stable)", m["fake_rate"], "percentunit", desc=POSITIVE_SHARE))
         .with_panel(probability)
         .with_panel(_ts("Mean fake probability", m["mean_probability"], "percentunit"))
         .with_row(Row("Canary vs stable"))
-        .with_panel(_ts("p95 latency by track", m["canary_latency"], "s", width=12))
-        .with_panel(_ts("Server error ratio by track", m["canary_errors"], "percentunit", width=12))
+        .with_panel(_ts("p95 latency by track", m["canary_latency"], "s", width=12, desc=IMAGE_ONLY))
+        .with_panel(
+            _ts("Server error ratio by track", m["canary_errors"], "percentunit", width=12, desc=IMAGE_ONLY)
+        )
         .with_row(Row("Live quality (reviewers' labels)"))
         .with_panel(
             _ts(

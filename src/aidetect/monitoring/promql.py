@@ -2,7 +2,8 @@
 
 Metric names are fixed in docs/CONTRACTS.md. Labels the queries rely on:
 
-- ``model`` on every serving series (the served model name);
+- ``model`` on every serving series (the served model name: ``aidetect`` for the image model's stable
+  and canary tracks, ``aidetect-text`` for the text detector);
 - ``track`` (``stable`` | ``canary``), set by the ServiceMonitor's relabeling (manifests/base/track);
 - ``namespace``, added by the Prometheus Operator (one namespace per environment).
 
@@ -15,6 +16,9 @@ from __future__ import annotations
 RATE = "$__rate_interval"
 SEL = 'namespace=~"$namespace", model=~"$model"'  # the dashboard's selector on serving series
 PREDICTOR_JOB = "aidetect.*predictor.*"  # ServiceMonitor job names (KServe predictor services)
+# the positive class of each modality's predictions: the image model's FAKE, the text detector's ai
+# (configs/data.yaml, configs/text_data.yaml)
+POSITIVE_LABEL = 'label=~"FAKE|ai"'
 
 
 def requests_per_second(by: str = "track") -> str:
@@ -64,7 +68,7 @@ def container_cpu_throttling() -> str:
 
 
 def fake_rate(by: str = "track") -> str:
-    fake = f'sum by ({by}) (rate(aidetect_predictions_total{{{SEL}, label="FAKE"}}[{RATE}]))'
+    fake = f"sum by ({by}) (rate(aidetect_predictions_total{{{SEL}, {POSITIVE_LABEL}}}[{RATE}]))"
     total = f"sum by ({by}) (rate(aidetect_predictions_total{{{SEL}}}[{RATE}]))"
     return _ratio(fake, total)
 
@@ -80,7 +84,7 @@ def mean_probability(by: str = "track") -> str:
 
 
 def model_info() -> str:
-    return f"max by (track, version, variant, dataset_version) (aidetect_model_info{{{SEL}}})"
+    return f"max by (model, track, version, variant, dataset_version) (aidetect_model_info{{{SEL}}})"
 
 
 # -- drift and pipelines (pushed by batch jobs; see aidetect.monitoring.exposition) ---------------------
