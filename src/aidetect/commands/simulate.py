@@ -43,6 +43,13 @@ def _seconds(text: str | None, what: str) -> float:
     "--store", "store_uri", default=None, help="The server's image store (default: capture.store_uri)."
 )
 @click.option("--labels", "labels_root", default=None, help="The label log (default: labels.root).")
+@click.option(
+    "--shuffle",
+    type=int,
+    default=256,
+    show_default=True,
+    help="Images buffered to shuffle each source (0: in order).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 def simulate(
     source: str,
@@ -61,6 +68,7 @@ def simulate(
     review_via: str,
     store_uri: str | None,
     labels_root: str | None,
+    shuffle: int,
     seed: int,
 ) -> None:
     """Replay SOURCE (folder, zip, HF parquet, s3://) against a running server at --rate.
@@ -95,6 +103,7 @@ def simulate(
         review_share=review_share,
         review_delay=_seconds(review_delay, "review-delay"),
         review_via=review_via,
+        shuffle=shuffle,
         seed=seed,
     )
     plan.validate()

@@ -8,7 +8,8 @@ seconds after an image was answered, it looks the image up in the image store by
 the server's capture, or not), and labels ``review_share`` of the kept ones with the source's true
 label through a review path (the feedback import, or Label Studio as a person would).
 
-Memory stays bounded whatever the source: the sources are streamed, at most ``concurrency`` requests
+Memory stays bounded whatever the source: the sources are streamed (through a shuffle buffer of
+``shuffle`` images, since sources are often sorted by class), at most ``concurrency`` requests
 are in flight, and the reviewer holds one small entry per image waiting for its delay (at most
 :data:`~aidetect.feedback.sim_review.MAX_WATCHED`; beyond, images are sent but not reviewed,
 and counted as ``unwatched``).
@@ -17,7 +18,9 @@ and counted as ``unwatched``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -58,12 +61,13 @@ class Plan:
     review_share: float = 0.0  # of the kept images, labelled by the simulated reviewer
     review_delay: float = 0.0  # seconds between sending an image and reviewing it
     review_via: str = "import"
+    shuffle: int = 256  # images held to shuffle each source's order (0: the source's own order)
     seed: int = 0
     timeout: float = 30.0
 
     def validate(self) -> None:
-        if self.rate <= 0 or self.batch < 1 or self.concurrency < 1:
-            raise ConfigError("rate must be > 0, batch and concurrency >= 1")
+        if self.rate <= 0 or self.batch < 1 or self.concurrency < 1 or self.shuffle < 0:
+            raise ConfigError("rate must be > 0, batch and concurrency >= 1, shuffle >= 0")
         if self.duration < 0 or self.limit < 0 or self.shift_after < 0 or self.review_delay < 0:
             raise ConfigError("duration, limit, shift-after and review-delay must not be negative")
         if not 0.0 <= self.review_share <= 1.0:
@@ -74,17 +78,28 @@ class Plan:
             raise ConfigError("shift-to and shift-after go together")
 
 
-def _items(uri: str, cfg: DataConfig, phase: PhaseStats, cycle: bool) -> Iterator[SourceItem]:
-    """The source's readable items, streamed; again from the start when ``cycle`` (the run has
-    another bound: a duration or a limit)."""
+def _items(
+    uri: str, cfg: DataConfig, phase: PhaseStats, cycle: bool, shuffle: int, rng: random.Random
+) -> Iterator[SourceItem]:
+    """The source's readable items, streamed through a shuffle buffer of ``shuffle`` items (sources
+    are often sorted by class); again from the start when ``cycle`` (the run has another bound)."""
     while True:
         found = 0
+        buffer: list[SourceItem] = []
         for item in open_source(uri, cfg):
             if item.error is not None:
                 phase.skipped += 1
                 continue
             found += 1
+            if len(buffer) < shuffle:
+                buffer.append(item)
+                continue
+            if buffer:  # swap the new item with a random buffered one
+                i = rng.randrange(len(buffer))
+                item, buffer[i] = buffer[i], item
             yield item
+        rng.shuffle(buffer)
+        yield from buffer
         if not found:
             raise DataError(f"source {uri}: no readable images")
         if not cycle:
@@ -123,11 +138,11 @@ class Simulation:
         reviewer = Reviewer(
             self.store, path, plan.review_share, plan.review_delay, served, plan.seed, self.clock
         )
-        start = self.clock()
+        self._t0 = self.clock()
         try:
             with ThreadPoolExecutor(plan.concurrency, thread_name_prefix="aidetect-sim") as pool:
-                for n, (phase, batch) in enumerate(self._batches(start, matcher)):
-                    pause = start + n / plan.rate - self.clock()
+                for n, (phase, batch) in enumerate(self._batches(matcher)):
+                    pause = self._t0 + n / plan.rate - self.clock()
                     if pause > 0:
                         time.sleep(pause)
                     self._slots.acquire()
@@ -141,7 +156,7 @@ class Simulation:
             "model_version": served.version,
             "review_via": plan.review_via,
             "review": path.summary() if path is not None else {},
-            "seconds": round(self.clock() - start, 2),
+            "seconds": round(self.clock() - self._t0, 2),
             **{
                 k: sum(getattr(p, k) for p in self.phases)
                 for k in ("sent", "ok", "errors", "kept", "labelled")
@@ -149,19 +164,24 @@ class Simulation:
             "phases": [p.summary() for p in self.phases],
         }
 
-    def _batches(
-        self, start: float, matcher: LabelMatcher
-    ) -> Iterator[tuple[PhaseStats, list[tuple[bytes, str]]]]:
-        """Batches of (image bytes, true label) in the plan's order, until a bound is reached."""
+    def _batches(self, matcher: LabelMatcher) -> Iterator[tuple[PhaseStats, list[tuple[bytes, str]]]]:
+        """Batches of (image bytes, true label) in the plan's order, until a bound is reached. The run's
+        clock starts once the first image is read (opening a large source takes a while)."""
         plan = self.plan
         bounded = bool(plan.duration or plan.limit)
-        sources = [_items(p.source, self.data_cfg, p, cycle=bounded or i < len(self.phases) - 1)
+        rng = random.Random(plan.seed)
+        sources = [_items(p.source, self.data_cfg, p, bounded or i < len(self.phases) - 1, plan.shuffle, rng)
                    for i, p in enumerate(self.phases)]  # fmt: skip
+        first = next(sources[0], None)
+        if first is None:
+            return
+        self._t0 = self.clock()
+        sources[0] = itertools.chain([first], sources[0])
         sent = 0
         current = 0
         batch: list[tuple[bytes, str]] = []
         while True:
-            elapsed = self.clock() - start
+            elapsed = self.clock() - self._t0
             if (plan.duration and elapsed >= plan.duration) or (plan.limit and sent >= plan.limit):
                 break
             if current == 0 and len(self.phases) > 1 and elapsed >= plan.shift_after:
