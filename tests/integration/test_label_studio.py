@@ -154,6 +154,11 @@ def test_the_cli_pushes_and_pulls_and_reports_errors_in_one_line(
     assert res.exit_code == 0, res.output
     assert "1 labels added" in res.output
     assert runner.invoke(main, pull).output.count("0 labels added, 1 already in the log") == 1
+    # a model reference: an alias covers every version of the name, a version only its own rows
+    by_alias = runner.invoke(main, [*push[:-6], "--model", f"{MODEL}@production", *push[-4:]])
+    assert "0 tasks pushed, 3 already there, 4 kept images" in by_alias.output, by_alias.output
+    by_version = runner.invoke(main, [*push[:-6], "--model", f"{MODEL}/4", *push[-4:]])
+    assert "0 already there, 0 kept images" in by_version.output, by_version.output
 
 
 def test_a_personal_access_token_works_and_a_tampered_one_is_refused(

@@ -54,7 +54,11 @@ def review() -> None:
 @review.command()
 @config_option
 @labels_option
-@click.option("--model", "model_name", help="Served model name (its log folder; default: the registry's).")
+@click.option(
+    "--model",
+    "model",
+    help="Served model: NAME (its log folder; default: the registry's), NAME/3 (one version) or NAME@alias.",
+)
 @click.option("--url", help="Label Studio URL.")
 @click.option("--project", help="Label Studio project title.")
 @click.option("--since", help="Kept images logged in this window, e.g. 1d (default: review.since).")
@@ -64,7 +68,7 @@ def review() -> None:
 def push(
     config_path: str | None,
     label_set: str | None,
-    model_name: str | None,
+    model: str | None,
     url: str | None,
     project: str | None,
     since: str | None,
@@ -72,18 +76,24 @@ def push(
     log_uri: str | None,
     store_uri: str | None,
 ) -> None:
-    """One task per kept image not yet in the project, the model's label as a pre-annotation."""
+    """One task per kept image not yet in the project, the model's label as a pre-annotation.
+
+    An alias is not resolved: the images every version of NAME served are pushed."""
     from aidetect.feedback import label_studio
+    from aidetect.refs import ModelRef
 
     fields = {"url": url, "project": project, "since": since, "max_tasks": max_tasks, "log_uri": log_uri}
     cfg = _config(config_path, review=fields)
     labels, real = _label_set(label_set)
-    if not model_name:
+    if not model:
         from aidetect import registry
 
-        model_name = registry.model_name()
+        model = registry.model_name()
+    ref = ModelRef.parse(model) if "@" in model or "/" in model else None
+    name, version = (ref.name, ref.ref if ref.is_version else None) if ref else (model, None)
+    store = _store(cfg, store_uri)
     with label_studio.client_from_config(cfg.review) as client:
-        report = label_studio.push(cfg.review, client, _store(cfg, store_uri), model_name, labels, real)
+        report = label_studio.push(cfg.review, client, store, name, labels, real, model_version=version)
     click.echo(report.summary())
 
 

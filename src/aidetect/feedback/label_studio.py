@@ -201,8 +201,9 @@ def _mime(data: bytes) -> str:
         return "application/octet-stream"
 
 
-def kept_rows(cfg: ReviewConfig, model_name: str) -> pd.DataFrame:
-    """The newest inference-log row per kept image of ``model_name`` in the last ``review.since``."""
+def kept_rows(cfg: ReviewConfig, model_name: str, model_version: str | None = None) -> pd.DataFrame:
+    """The newest inference-log row per kept image of ``model_name`` (one version, or all) in the last
+    ``review.since``."""
     from aidetect import paths
     from aidetect.monitoring.config import parse_duration
     from aidetect.monitoring.window import read_window
@@ -212,6 +213,7 @@ def kept_rows(cfg: ReviewConfig, model_name: str) -> pd.DataFrame:
         root,
         model_name,
         since=parse_duration(cfg.since, "review.since"),
+        model_version=model_version,
         columns=("label", "probability_fake"),
         optional={"sha256": "", "kept": False},
     )
@@ -226,9 +228,10 @@ def push(
     model_name: str,
     labels: Sequence[str],
     real_label: str = "",
+    model_version: str | None = None,
 ) -> PushReport:
     """Create the project if absent and one task per kept image not yet in it (see the module doc)."""
-    rows = kept_rows(cfg, model_name)
+    rows = kept_rows(cfg, model_name, model_version)
     real_label = real_label or labels[0]
     project = client.find_project(cfg.project)
     created = project is None
