@@ -63,7 +63,7 @@ class ReviewConfig:
     token_env: str = "AIDETECT_LABEL_STUDIO_TOKEN"  # the env var holding the API token (never the token)
     project: str = "aidetect-review"
     timeout_s: float = 30.0
-    log_uri: str = ""  # the inference log push reads kept rows from; "": $AIDETECT_HOME/inference-log
+    log_uri: str = ""  # the inference log push reads kept rows from; "": drift's log_uri (as quality)
     since: str = "7d"  # push: kept images logged in this window
     max_tasks: int = 500  # push: at most this many new tasks per run, the least certain scores first
     # how a task shows its image: "" embeds the bytes (data URI); or a URL template with {sha256}

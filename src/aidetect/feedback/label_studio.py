@@ -204,11 +204,11 @@ def _mime(data: bytes) -> str:
 def kept_rows(cfg: ReviewConfig, model_name: str, model_version: str | None = None) -> pd.DataFrame:
     """The newest inference-log row per kept image of ``model_name`` (one version, or all) in the last
     ``review.since``."""
-    from aidetect import paths
-    from aidetect.monitoring.config import parse_duration
+    from aidetect.monitoring import check
+    from aidetect.monitoring.config import load_drift_config, parse_duration
     from aidetect.monitoring.window import read_window
 
-    root = cfg.log_uri or str(paths.home() / "inference-log")
+    root = cfg.log_uri or check.log_uri(load_drift_config())  # the log drift and live quality read
     df = read_window(
         root,
         model_name,
