@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
+import uuid
 import zipfile
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 from aidetect.feedback.capture import ImageStore
 from aidetect.feedback.labels import LabelLog
 from tests.helpers.edge import environ, serve
+from tests.helpers.label_studio import LabelStudio
 from tests.helpers.serving import solid, tiny_bundle
 
 pytestmark = pytest.mark.slow  # a real server
@@ -43,39 +46,50 @@ def _write(files: dict[str, tuple[tuple[int, int, int], bool]], root: Path) -> d
     return out
 
 
-def test_simulated_traffic_shift_and_reviewer(tmp_path: Path) -> None:
-    base = _write(BASE, tmp_path / "base")
-    shifted = _write(SHIFT, tmp_path / "shift")
+def _simulate(tmp_path: Path, via: str, env: dict[str, str] | None = None) -> tuple[dict, dict]:
+    """Serve the tiny bundle (capture: the uncertain band only), replay base then the shifted zip with a
+    reviewer labelling every kept image through ``via``; (the JSON summary, {sha256: (label, in band)})."""
+    truth = {**_write(BASE, tmp_path / "base"), **_write(SHIFT, tmp_path / "shift")}
     with zipfile.ZipFile(tmp_path / "shift.zip", "w") as zf:
         for rel in SHIFT:
             zf.write(tmp_path / "shift" / rel, rel)
-    store, labels = tmp_path / "store", tmp_path / "labels"
-    env = {
+    server_env = {
         **environ(inference_log_uri=tmp_path / "log", inference_log_flush_seconds=0.5),
-        "AIDETECT_FEEDBACK__CAPTURE__STORE_URI": str(store),
+        "AIDETECT_FEEDBACK__CAPTURE__STORE_URI": str(tmp_path / "store"),
         "AIDETECT_FEEDBACK__CAPTURE__SAMPLE_RATE": "0",
         "AIDETECT_FEEDBACK__CAPTURE__UNCERTAIN_LOW": "0.4",
         "AIDETECT_FEEDBACK__CAPTURE__UNCERTAIN_HIGH": "0.6",
     }
-    with serve(tiny_bundle(tmp_path / "tiny"), tmp_path, env) as s:
+    with serve(tiny_bundle(tmp_path / "tiny"), tmp_path, server_env) as s:
         cmd = [
             sys.executable, "-m", "aidetect.cli", "simulate", str(tmp_path / "base"), "--url", s.url,
             "--rate", "20", "--limit", "30",
             "--shift-to", str(tmp_path / "shift.zip"), "--shift-after", "0.5s",
-            "--review-share", "1", "--review-delay", "0.5s", "--review-via", "import",
-            "--store", str(store), "--labels", str(labels),
+            "--review-share", "1", "--review-delay", "0.5s", "--review-via", via,
+            "--store", str(tmp_path / "store"), "--labels", str(tmp_path / "labels"),
         ]  # fmt: skip
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=240, env={**os.environ, **(env or {})}
+        )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (summary["sent"], summary["ok"], summary["errors"]) == (30, 30, 0)
     phase = {p["name"]: p for p in summary["phases"]}
     assert phase["base"]["sent"] >= 1 and phase["shift"]["sent"] >= 1  # paced: 30 images take >= 1.45 s
     assert phase["base"]["accuracy"] == 1.0 and phase["shift"]["accuracy"] == 0.0  # the shift is seen
-    truth = {**base, **shifted}
-    kept = {sha for sha in truth if ImageStore(str(store)).has(sha)}
+    return summary, truth
+
+
+def _kept(tmp_path: Path, truth: dict) -> set[str]:
+    kept = {sha for sha in truth if ImageStore(str(tmp_path / "store")).has(sha)}
     assert kept and all(truth[sha][1] for sha in kept)  # only images in the uncertain band were kept
-    recorded = LabelLog(str(labels)).read()
+    return kept
+
+
+def test_simulated_traffic_shift_and_reviewer_through_the_import(tmp_path: Path) -> None:
+    summary, truth = _simulate(tmp_path, "import")
+    kept = _kept(tmp_path, truth)
+    recorded = LabelLog(str(tmp_path / "labels")).read()
     assert {r.sha256 for r in recorded} == kept  # every kept image labelled once (share 1)
     assert len(recorded) == summary["labelled"] == len(kept)
     assert len(kept) <= summary["kept"] < summary["sent"]  # sends of kept images (the source cycles)
@@ -88,6 +102,28 @@ def test_simulated_traffic_shift_and_reviewer(tmp_path: Path) -> None:
         )
     assert {p["name"]: p["labelled"] for p in summary["phases"]} == {
         name: len({r.sha256 for r in recorded if r.note == f"phase:{name}"}) for name in ("base", "shift")
+    }
+
+
+def test_the_simulated_reviewer_works_in_label_studio(tmp_path: Path, label_studio: LabelStudio) -> None:
+    env = {
+        "AIDETECT_FEEDBACK__REVIEW__URL": label_studio.url,
+        "AIDETECT_FEEDBACK__REVIEW__PROJECT": f"sim-{uuid.uuid4().hex[:8]}",
+        "AIDETECT_FEEDBACK__REVIEW__LOG_URI": str(tmp_path / "log"),  # what the platform's push reads
+        "AIDETECT_LABEL_STUDIO_TOKEN": label_studio.token,
+    }
+    summary, truth = _simulate(tmp_path, "label-studio", env)
+    kept = _kept(tmp_path, truth)
+    assert summary["review"] == {
+        "pushed": len(kept),
+        "annotated": len(kept),
+        "pulled": len(kept),
+        "no_task": 0,
+    }
+    recorded = LabelLog(str(tmp_path / "labels")).read()  # what the platform's pull brought in
+    assert {r.sha256: r.label for r in recorded} == {sha: truth[sha][0] for sha in kept}
+    assert {(r.source, r.author, r.model_name, r.model_version) for r in recorded} == {
+        ("label-studio", label_studio.username, "tiny", "3")
     }
 
 
