@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from aidetect.cli import main
 from aidetect.errors import ConfigError
 from aidetect.feedback.config import LabelsConfig
-from aidetect.feedback.labels import LabelRecord
+from aidetect.feedback.labels import LabelLog, LabelRecord
 from aidetect.feedback.policy import resolve
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
@@ -110,3 +114,13 @@ def test_report_is_readable_and_serialisable() -> None:
 def test_an_unknown_policy_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="conflict_policy"):
         resolve(DISPUTED, cfg("loudest"))
+
+
+def test_the_cli_prints_the_conflicts(tmp_path: Path) -> None:
+    LabelLog(str(tmp_path / "labels")).append(DISPUTED + AGREED)
+    base = ["feedback", "conflicts", "--labels-root", str(tmp_path / "labels")]
+    res = CliRunner().invoke(main, [*base, "--policy", "drop"])
+    assert res.exit_code == 0, res.output
+    assert "2 labelled images" not in res.output and "1 with disagreeing labels (1 dropped)" in res.output
+    res = CliRunner().invoke(main, [*base, "--json"])
+    assert json.loads(res.output)["details"][0]["chosen"] == "FAKE"  # configs/feedback.yaml: latest

@@ -161,3 +161,23 @@ def import_(
         allow_unknown_images=allow_unknown_images,
     )
     click.echo(report.summary())
+
+
+@feedback.command()
+@config_option
+@labels_option
+@click.option("--labels-root", help="The label log (folder or s3://; default labels.root).")
+@click.option("--policy", type=click.Choice(["latest", "majority", "priority", "drop"]), help="Override.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of Markdown.")
+def conflicts(
+    config_path: str | None, label_set: str | None, labels_root: str | None, policy: str | None, as_json: bool
+) -> None:
+    """Images whose labels disagree, and which label the conflict policy lets count."""
+    import json
+
+    from aidetect.feedback.labels import LabelLog
+    from aidetect.feedback.policy import resolve
+
+    cfg = _config(config_path, labels={"root": labels_root, "conflict_policy": policy})
+    resolved = resolve(LabelLog(cfg.labels.root).read(), cfg.labels, labels=_label_set(label_set)[0])
+    click.echo(json.dumps(resolved.report(), indent=2) if as_json else resolved.markdown(), nl=as_json)
