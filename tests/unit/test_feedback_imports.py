@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from aidetect.cli import main
 from aidetect.errors import DataError
 from aidetect.feedback.capture import ImageStore
 from aidetect.feedback.imports import import_labels
@@ -130,3 +132,18 @@ def test_other_file_kinds_and_missing_files(tmp_path: Path, store: ImageStore, l
         import_labels(tmp_path / "labels.xlsx", log, store=store, labels=LABELS)
     with pytest.raises(DataError, match="no such label file"):
         import_labels(tmp_path / "absent.csv", log, store=store, labels=LABELS)
+
+
+def test_the_cli_imports_and_names_the_broken_row(tmp_path: Path, store: ImageStore) -> None:
+    (a,) = kept(store, 1)
+    f = tmp_path / "labels.csv"
+    args = ["feedback", "import", str(f), "--labels-root", str(tmp_path / "labels"), "--store", store.root]
+    f.write_text(f'sha256,label\n{a},FAKE\n{a},"REAL\n')
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 1 and res.output.startswith("error: ")
+    assert "labels.csv:3: broken CSV row" in res.output
+    assert "Traceback" not in res.output and not (tmp_path / "labels").exists()
+    f.write_text(f"sha256,label,author\n{a},FAKE,ann\n")
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0 and "1 rows, 1 added (FAKE 1), 0 already in the log" in res.output
+    assert "0 added (none), 1 already in the log" in CliRunner().invoke(main, args).output
