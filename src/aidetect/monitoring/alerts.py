@@ -1,5 +1,9 @@
 """Prometheus recording and alert rules for the service, the model, drift, live quality and the canary.
 
+Serving rules group by ``model`` as well as namespace and track: production's stable track serves the
+image model (``aidetect``) and the text detector (``aidetect-text``), and the canary is compared only
+with the stable track of its own model.
+
 Rendered into the PrometheusRule ``manifests/monitoring/prometheusrule.yaml`` by
 ``python -m aidetect.monitoring.generate``; ``promtool check rules`` and ``promtool test rules``
 (tests/infra) check them. Thresholds are module constants so the runbook in docs/monitoring.md and the
@@ -10,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aidetect.monitoring.promql import PREDICTOR_JOB
+from aidetect.monitoring.promql import POSITIVE_LABEL, PREDICTOR_JOB
 
 ERROR_RATIO = 0.05  # share of 5xx over 5 minutes
 LATENCY_P95_SECONDS = 0.5
@@ -27,24 +31,26 @@ UP = f'up{{job=~"{PREDICTOR_JOB}"}}'
 RECORDING_RULES: list[dict[str, str]] = [
     {
         "record": "aidetect:requests:rate5m",
-        "expr": "sum by (namespace, track) (rate(aidetect_requests_total[5m]))",
+        "expr": "sum by (namespace, model, track) (rate(aidetect_requests_total[5m]))",
     },
     {  # "or ... * 0": a track without a single error has ratio 0, not no series (canary compares to it)
         "record": "aidetect:server_error_ratio:rate5m",
-        "expr": '(\n  sum by (namespace, track) (rate(aidetect_requests_total{status="server_error"}[5m]))\n'
-        "  or 0 * sum by (namespace, track) (rate(aidetect_requests_total[5m]))\n)\n"
-        "/\nsum by (namespace, track) (rate(aidetect_requests_total[5m]))",
+        "expr": "(\n  sum by (namespace, model, track)"
+        ' (rate(aidetect_requests_total{status="server_error"}[5m]))\n'
+        "  or 0 * sum by (namespace, model, track) (rate(aidetect_requests_total[5m]))\n)\n"
+        "/\nsum by (namespace, model, track) (rate(aidetect_requests_total[5m]))",
     },
     {
         "record": "aidetect:request_latency_p95:rate5m",
         "expr": "histogram_quantile(0.95,\n"
-        "  sum by (le, namespace, track) (rate(aidetect_request_duration_seconds_bucket[5m])))",
+        "  sum by (le, namespace, model, track) (rate(aidetect_request_duration_seconds_bucket[5m])))",
     },
     {
         "record": "aidetect:fake_rate:rate30m",
-        "expr": '(\n  sum by (namespace, track) (rate(aidetect_predictions_total{label="FAKE"}[30m]))\n'
-        "  or 0 * sum by (namespace, track) (rate(aidetect_predictions_total[30m]))\n)\n"
-        "/\nsum by (namespace, track) (rate(aidetect_predictions_total[30m]))",
+        "expr": "(\n  sum by (namespace, model, track)"
+        f" (rate(aidetect_predictions_total{{{POSITIVE_LABEL}}}[30m]))\n"
+        "  or 0 * sum by (namespace, model, track) (rate(aidetect_predictions_total[30m]))\n)\n"
+        "/\nsum by (namespace, model, track) (rate(aidetect_predictions_total[30m]))",
     },
 ]
 
@@ -92,20 +98,21 @@ ALERT_RULES: list[dict[str, Any]] = [
     _alert(
         "AidetectHighErrorRate",
         f"aidetect:server_error_ratio:rate5m > {ERROR_RATIO}\n"
-        f"and on (namespace, track) aidetect:requests:rate5m > {MIN_RPS}",
+        f"and on (namespace, model, track) aidetect:requests:rate5m > {MIN_RPS}",
         "5m",
         "critical",
-        "aidetect {{ $labels.track }} answers {{ $value | humanizePercentage }} of requests with errors",
+        "{{ $labels.model }} ({{ $labels.track }}) answers {{ $value | humanizePercentage }} of requests"
+        " with errors",
         f"More than {ERROR_RATIO:.0%} of requests in {{{{ $labels.namespace }}}} failed with a server error"
         " for 5 minutes.",
     ),
     _alert(
         "AidetectHighLatency",
         f"aidetect:request_latency_p95:rate5m > {LATENCY_P95_SECONDS}\n"
-        f"and on (namespace, track) aidetect:requests:rate5m > {MIN_RPS}",
+        f"and on (namespace, model, track) aidetect:requests:rate5m > {MIN_RPS}",
         "10m",
         "warning",
-        "aidetect {{ $labels.track }} p95 latency is {{ $value | humanizeDuration }}",
+        "{{ $labels.model }} ({{ $labels.track }}) p95 latency is {{ $value | humanizeDuration }}",
         f"p95 request latency above {LATENCY_P95_SECONDS}s in {{{{ $labels.namespace }}}} for 10 minutes.",
     ),
     _alert(
@@ -142,9 +149,9 @@ ALERT_RULES: list[dict[str, Any]] = [
     _alert(
         "AidetectCanaryErrorRateHigh",
         'aidetect:server_error_ratio:rate5m{track="canary"}\n'
-        "> on (namespace) group_left ()\n"
+        "> on (namespace, model) group_left ()\n"
         f'  (aidetect:server_error_ratio:rate5m{{track="stable"}} + {CANARY_EXTRA_ERROR_RATIO})\n'
-        f'and on (namespace, track) aidetect:requests:rate5m{{track="canary"}} > {MIN_RPS}',
+        f'and on (namespace, model, track) aidetect:requests:rate5m{{track="canary"}} > {MIN_RPS}',
         "5m",
         "critical",
         "aidetect canary fails more often than stable in {{ $labels.namespace }}",
@@ -154,9 +161,9 @@ ALERT_RULES: list[dict[str, Any]] = [
     _alert(
         "AidetectCanaryLatencyDegraded",
         'aidetect:request_latency_p95:rate5m{track="canary"}\n'
-        f"> on (namespace) group_left\n  {CANARY_LATENCY_FACTOR} * "
+        f"> on (namespace, model) group_left\n  {CANARY_LATENCY_FACTOR} * "
         'aidetect:request_latency_p95:rate5m{track="stable"}\n'
-        f'and on (namespace, track) aidetect:requests:rate5m{{track="canary"}} > {MIN_RPS}',
+        f'and on (namespace, model, track) aidetect:requests:rate5m{{track="canary"}} > {MIN_RPS}',
         "10m",
         "warning",
         "aidetect canary p95 latency is {{ $value | humanizeDuration }}, slower than stable",
@@ -165,7 +172,7 @@ ALERT_RULES: list[dict[str, Any]] = [
     _alert(
         "AidetectCanaryFakeRateShift",
         'abs(aidetect:fake_rate:rate30m{track="canary"}\n'
-        '  - on (namespace) group_left aidetect:fake_rate:rate30m{track="stable"})\n'
+        '  - on (namespace, model) group_left aidetect:fake_rate:rate30m{track="stable"})\n'
         f"> {CANARY_FAKE_RATE_DELTA}",
         "15m",
         "warning",
