@@ -17,6 +17,7 @@ from tritonclient.utils import InferenceServerException
 from aidetect import flows
 from aidetect.data.text.demo import generate_text_demo
 from aidetect.data.text.features import TEXT_FEATURE_COLUMNS
+from aidetect.data.text.normalize import normalize_text, text_sha256
 from aidetect.monitoring.check import run_check
 from aidetect.monitoring.config import DriftConfig
 from aidetect.refs import ModelRef
@@ -102,6 +103,9 @@ def test_text_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert set(TEXT_FEATURE_COLUMNS) <= set(logged.columns) and "text" not in logged.columns
     assert {"label", "probability_fake", "p_human", "p_ai"} <= set(logged.columns)
     assert len(logged) == 6
+    # each row is keyed by the sha256 of its normalised text (the label log's key for texts), not the text
+    sent = {text_sha256(normalize_text(t)) for t in (human, ai, "Grüße, naïve café")}
+    assert set(logged["sha256"]) == sent
     # drift works on the text features (the reference profile of a text version holds them)
     cfg = DriftConfig(
         log_uri=str(log_dir), reports_uri=str(tmp_path / "drift"), min_rows=5, min_reference_rows=10

@@ -8,6 +8,12 @@ a missing image file, an image the store does not hold) fails the file with a me
 line, and nothing is written. Rows already in the log (same image, label, source and author) are
 skipped, so importing the same file twice adds nothing.
 
+Text models' labels name a text by ``text`` (the text itself): its key is the sha256 of the normalised
+text (:func:`aidetect.data.text.normalize.text_sha256`, what a text model's inference log records), a
+``sha256`` given beside it must match, and its label is checked against the text label set
+(``configs/text_data.yaml``). Texts go into no store; an unusable text (empty, too long, control
+characters) fails the file naming its line.
+
 Unknown images (a ``sha256`` the capture store does not hold, no ``image`` given) are an error by
 default: a label nobody can train on is usually a typo or the wrong store. ``allow_unknown_images``
 imports them anyway (e.g. the store was pruned but the label should count for live quality).
@@ -80,8 +86,10 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     try:
         header = [h.strip().lower() for h in reader.fieldnames or []]
-        if "label" not in header or not {"sha256", "image"} & set(header):
-            raise DataError(f"{path}: the header needs a 'label' column and a 'sha256' or 'image' column")
+        if "label" not in header or not {"sha256", "image", "text"} & set(header):
+            raise DataError(
+                f"{path}: the header needs a 'label' column and a 'sha256', 'image' or 'text' column"
+            )
         reader.fieldnames = header
         for row in reader:
             if None in row:
@@ -100,6 +108,28 @@ def _image_bytes(base: Path, name: str, where: str) -> bytes:
     if not data:
         raise DataError(f"{where}: image file {name} is empty")
     return data
+
+
+class _TextKeys:
+    """The label log's key of a text row and the text label set (``configs/text_data.yaml``)."""
+
+    def __init__(self, labels: Sequence[str] | None) -> None:
+        from aidetect.data.text.settings import load_text_data_config
+
+        cfg = load_text_data_config()
+        self.max_bytes = cfg.max_bytes
+        self.matcher = LabelMatcher(labels) if labels is not None else LabelMatcher(cfg.labels, cfg.synonyms)
+
+    def key(self, raw: str, sha: str, where: str) -> str:
+        from aidetect.data.text.normalize import TextError, clean_text, text_sha256
+
+        try:
+            key = text_sha256(clean_text(raw, self.max_bytes))
+        except TextError as exc:
+            raise DataError(f"{where}: unusable text ({exc})") from None
+        if sha and sha != key:
+            raise DataError(f"{where}: sha256 does not match the normalised text")
+        return key
 
 
 def import_labels(
@@ -127,6 +157,7 @@ def import_labels(
         matcher = LabelMatcher(data_cfg.labels, data_cfg.synonyms)
     else:
         matcher = LabelMatcher(labels)
+    texts: _TextKeys | None = None  # made at the first text row
     seen = {(r.sha256, r.label, r.source, r.author) for r in log.read()}
     report = ImportReport(path=str(file))
     new: list[LabelRecord] = []
@@ -134,22 +165,28 @@ def import_labels(
     for n, row in _rows(file):
         where = f"{file}:{n}"
         report.rows += 1
-        label = matcher.get(row.get("label", "")) if row.get("label", "").strip() else None
+        is_text = bool(row.get("text", "").strip())
+        if is_text and texts is None:
+            texts = _TextKeys(labels)
+        classes = texts.matcher if is_text and texts is not None else matcher
+        label = classes.get(row.get("label", "")) if row.get("label", "").strip() else None
         if label is None:
-            given, known = row.get("label", "").strip(), ", ".join(matcher.labels)
+            given, known = row.get("label", "").strip(), ", ".join(classes.labels)
             why = f"unknown class {given!r} (labels: {known})" if given else "no label"
             raise DataError(f"{where}: {why}")
         sha = row.get("sha256", "").strip().lower()
         if sha and not SHA256.match(sha):
             raise DataError(f"{where}: sha256 {sha[:80]!r} is not 64 hex digits")
-        if row.get("image", "").strip():
+        if is_text and texts is not None:
+            sha = texts.key(row["text"], sha, where)
+        elif row.get("image", "").strip():
             data = _image_bytes(file.parent, row["image"].strip(), where)
             if sha and sha != sha256_of(data):
                 raise DataError(f"{where}: sha256 does not match the bytes of {row['image'].strip()}")
             sha = sha256_of(data)
             images[sha] = data
         elif not sha:
-            raise DataError(f"{where}: neither sha256 nor image given")
+            raise DataError(f"{where}: neither sha256, image nor text given")
         elif sha not in images and not store.has(sha):
             if not allow_unknown_images:
                 raise DataError(

@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from aidetect.data.text.encode import encode_ids
-from aidetect.data.text.normalize import TextError, clean_text
+from aidetect.data.text.normalize import TextError, clean_text, text_sha256
 from aidetect.serving.bundle import Bundle
 from aidetect.serving.inference_log import LoggedBatch
 from aidetect.serving.inputs import RejectedInput, _check_batch, _shape, split_bytes_tensor
 from aidetect.serving.kserve_compat import InferInput, raw_bytes
-from aidetect.serving.predictor import AidetectPredictor
+from aidetect.serving.predictor import AidetectPredictor, Decoded
 
 TEXT = "text"
 PROBABILITY_AI = "probability_ai"
@@ -118,6 +118,16 @@ class TextPredictor(AidetectPredictor):
 
     def decode(self, inputs: list[Any]) -> TextBatch:
         return decode_text_request(inputs, self.cfg.max_batch, self.cfg.max_text_bytes, self.spec.max_len)
+
+    def _decode_and_read(self, request: Any) -> Decoded:
+        """Decode the texts; each logged row is keyed by the sha256 of its normalised text, the key the
+        label log holds for texts (``aidetect feedback import`` with a ``text`` column), so reviewers'
+        labels join the predictions for live quality without the log keeping the text."""
+        decoded = super()._decode_and_read(request)
+        batch = decoded.batch
+        if self.inference_log is not None and isinstance(batch, TextBatch):
+            decoded.hashes = [text_sha256(t) for t in batch.texts]
+        return decoded
 
     def logged_batch(self, batch: Any, probs: np.ndarray) -> LoggedBatch:
         return LoggedBatch(datetime.now(UTC), [], [], probs, texts=batch.texts)
