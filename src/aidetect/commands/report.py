@@ -17,7 +17,8 @@ import click
 @click.option("--reports-uri", help="Where drift verdicts are (folder or s3://; default from config).")
 @click.option("--out", "out", help="Where to write the page (default <AIDETECT_HOME>/report/index.html).")
 def report(manifests_dir: str, config_path: str | None, reports_uri: str | None, out: str | None) -> None:
-    """Write one HTML page: each environment's versions (image and text), gates, latest drift, retrains."""
+    """Write one HTML page: each environment's versions (image and text), gates, latest drift, live
+    quality on reviewers' labels, retrains."""
     from aidetect.monitoring.config import load_drift_config
     from aidetect.monitoring.report import write_report
     from aidetect.paths import home
@@ -30,6 +31,8 @@ def report(manifests_dir: str, config_path: str | None, reports_uri: str | None,
             "no verdict" if e.drift is None else ("DRIFT" if e.drift.get("drift_detected") else "no drift")
         )
         click.echo(f"{e.label:<11} {e.model_name} v{e.version}  gates: {e.gates.status}  drift: {drift}")
+        if e.quality is not None:
+            click.echo(f"{'':<11} live quality: {e.quality.get('status')} at {e.quality.get('checked_at')}")
     for notice in facts.notices:
         click.echo(f"note: {notice}", err=True)
     click.echo(f"report: {path}")

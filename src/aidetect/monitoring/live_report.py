@@ -91,8 +91,8 @@ def plot_svg(points: list[dict[str, Any]], min_f1: float) -> str:
 def section_html(verdict: dict[str, Any] | None, note: str) -> str:
     """The report's "Live quality" block for one deployed version."""
     if verdict is None:
-        badge = '<span class="badge unknown">no verdict</span>'
-        return f'<h3>Live quality {badge}</h3><div class="note">{_e(note)}</div>'
+        badge = '<span class="badge unknown">no verdict</span>'  # one line: the page stays short
+        return f'<p class="live-none"><b>Live quality</b> {badge} <small>{_e(note)}</small></p>'
     status = str(verdict.get("status", "unknown"))
     cls = {"ok": "ok", "degraded": "bad"}.get(status, "unknown")
     version = str(verdict.get("model_version"))

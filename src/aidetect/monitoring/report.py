@@ -3,9 +3,10 @@
 For each environment and each model it serves (the image model, and the text detector where the
 environment pins one): the version its overlay pins (``aidetect.gitops.overlays.deployed_versions``),
 that version's gate results (registry tag ``gate_status`` and ``reports/gate_report.json``), the latest
-drift verdict for it (``aidetect drift check``) with links to the HTML report and the verdict, and the
-retraining launches recorded for the model. Every source may be missing or unreachable: the page then
-says so in that place instead of failing, so an operator always gets a page.
+drift verdict for it (``aidetect drift check``) with links to the HTML report and the verdict, its live
+quality on reviewers' labels with a plot over time (``aidetect quality check``), and the retraining
+launches recorded for the model. Every source may be missing or unreachable: the page then says so in
+that place instead of failing, so an operator always gets a page.
 
 The HTML has no scripts and no external resources (it renders offline and in headless Chromium).
 """
@@ -22,6 +23,7 @@ from typing import Any
 
 from aidetect import storage
 from aidetect.errors import AidetectError
+from aidetect.monitoring import live_report
 from aidetect.monitoring.check import read_latest
 from aidetect.monitoring.config import DriftConfig
 from aidetect.monitoring.retrain import Launch, load_launches, state_uri
@@ -48,6 +50,8 @@ class EnvFacts:
     gates: GateFacts = field(default_factory=GateFacts)
     drift: dict[str, Any] | None = None
     drift_note: str = ""
+    quality: dict[str, Any] | None = None  # the latest `aidetect quality check` verdict for this version
+    quality_note: str = ""
     modality: str = "image"  # "text": the environment's text detector (its drift is on text features)
 
     @property
@@ -108,6 +112,7 @@ def _served(env: str, pin: dict[str, Any], cfg: DriftConfig, modality: str = "im
             facts.drift_note = "no drift check recorded for this version yet"
     except (AidetectError, ValueError) as exc:
         facts.drift_note = f"drift verdicts unavailable: {exc}"
+    facts.quality, facts.quality_note = live_report.latest(facts.model_name, facts.version)
     return facts
 
 
@@ -236,7 +241,8 @@ def render_html(facts: ReportFacts) -> str:
         anchor = e.env if e.modality == "image" else f"{e.env}-{e.modality}"
         sections.append(
             f'<section id="env-{_e(anchor)}"><h2>{_e(e.label)}: {_e(e.model_name)} v{_e(e.version)}</h2>'
-            f"<p>serving <code>{_e(e.uri)}</code>{weight}</p>{_gates_html(e.gates)}{_drift_html(e)}</section>"
+            f"<p>serving <code>{_e(e.uri)}</code>{weight}</p>{_gates_html(e.gates)}{_drift_html(e)}"
+            f"{live_report.section_html(e.quality, e.quality_note)}</section>"
         )
     if not facts.environments:
         sections.append(
