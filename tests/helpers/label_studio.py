@@ -41,15 +41,13 @@ class LabelStudio:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Token {self.token}"}
 
-    def annotate(self, task_id: int, label: str) -> dict:
-        """Decide a task as a reviewer does in the UI: one Choices result, submitted."""
+    def annotate(self, task_id: int, label: str | None) -> dict:
+        """Decide a task as a reviewer does in the UI: one Choices result, submitted (None: skip it)."""
         choice = {"choices": [label]}
         result = [{"from_name": "label", "to_name": "image", "type": "choices", "value": choice}]
+        body = {"result": result, "lead_time": 1.5} if label else {"result": [], "was_cancelled": True}
         resp = httpx.post(
-            f"{self.url}/api/tasks/{task_id}/annotations/",
-            json={"result": result, "lead_time": 1.5},
-            headers=self.headers(),
-            timeout=30,
+            f"{self.url}/api/tasks/{task_id}/annotations/", json=body, headers=self.headers(), timeout=30
         )
         resp.raise_for_status()
         return resp.json()

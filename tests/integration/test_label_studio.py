@@ -72,10 +72,12 @@ def test_push_annotate_pull_and_repeat(queue: tuple, label_studio: LabelStudio, 
             assert task["data"]["image"].startswith("data:image/png;base64,")
             assert task["meta"]["model_version"] == "3"
 
-        # reviewers decide two tasks in Label Studio (one disagrees with the model) and skip none
-        sure, unsure = (next(s for s, p in scores.items() if p == q) for q in (0.9, 0.55))
+        # reviewers decide two tasks in Label Studio (one disagrees with the model) and skip the third
+        sure, unsure, skipped = (next(s for s, p in scores.items() if p == q) for q in (0.9, 0.55, 0.1))
         a1 = label_studio.annotate(by_sha[sure]["id"], "FAKE")
         a2 = label_studio.annotate(by_sha[unsure]["id"], "REAL")
+        label_studio.annotate(by_sha[skipped]["id"], None)
+        assert label_studio.get(f"/api/tasks/{by_sha[skipped]['id']}")["cancelled_annotations"] == 1  # type: ignore[index]
 
         pulled = review.pull(cfg, client, log, LABELS)
         assert (pulled.annotations, pulled.added, pulled.already) == (2, 2, 0)
