@@ -43,12 +43,6 @@ OPTIONAL_COLUMNS: dict[str, object] = {"sha256": "", "track": "stable"}
 LATEST_FILE = "latest.json"
 
 
-class TooFewLabelsError(DataError):
-    """No group of the judged version has ``min_labels`` labels: no verdict (exit code 3)."""
-
-    exit_code = 3
-
-
 def resolved_labels(cfg: FeedbackConfig, labels: Sequence[str]) -> Resolved:
     """The one label per image that counts: the label log under the configured conflict policy, spelled
     as the model's ``labels`` (records naming another class are set aside)."""
@@ -279,7 +273,7 @@ def run_check(
     ``bundles(version)`` gives the served bundle spec (decision rule, dataset version) of a version;
     ``retrain(verdict)`` is called for a degraded verdict and its answer recorded in it."""
     from aidetect.monitoring import exposition
-    from aidetect.monitoring.check import publish, verdict_head
+    from aidetect.monitoring.check import VERDICT_FILE, publish, verdict_head
     from aidetect.monitoring.window import read_window
 
     q = cfg.quality
@@ -331,7 +325,9 @@ def run_check(
         return verdict
     stamp = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     folder = storage.join(reports_uri(q), model_name, stamp)
-    verdict["verdict_uri"] = storage.join(folder, "verdict.json")
+    verdict["verdict_uri"] = storage.join(
+        folder, VERDICT_FILE
+    )  # known before publishing: the retrain cites it
     if status == "degraded" and retrain is not None:
         try:
             verdict["retrain"] = retrain(verdict)
