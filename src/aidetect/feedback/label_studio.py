@@ -1,9 +1,10 @@
 """The Label Studio review queue: push kept images as tasks, pull reviewers' decisions as labels.
 
 The one adapter to Label Studio, over its REST API with httpx. Why not ``label-studio-sdk``: every SDK
-release pins ``opencv-python-headless<4.13`` (so ``numpy<2.3``) and ``pyjwt<2.14``, which the ML stack's
-pins exclude; the few endpoints used here (projects, task import, task list, export, users, token
-refresh) are stable. Auth follows the SDK's rule: a personal access token (a JWT refresh token) is
+release requires OpenCV 4 (``opencv-python<5``, or since 2.0.20 ``opencv-python-headless<4.13``, which
+needs ``numpy<2.3``; 2.1.x also ``pyjwt<2.14``), and the ML stack pins OpenCV 5, numpy 2.4 and PyJWT
+2.15; the few endpoints used here (projects, task import, task list, export, users, token refresh)
+are stable. Auth follows the SDK's rule: a personal access token (a JWT refresh token) is
 exchanged at ``/api/token/refresh/`` for an access token sent as ``Bearer``; any other token is a
 legacy token sent as ``Token``.
 
