@@ -65,8 +65,7 @@ def _fit_score(
 
     spec = DecisionSpec(("human", "ai"), "human")
     if cfg.arch == "tfidf_lr":
-        vec, clf = tfidf.fit(train, y, cfg.tfidf)
-        graph = tfidf.to_onnx(vec, clf, 2, cfg.tfidf.ngram_max).SerializeToString()
+        graph = tfidf.to_onnx(tfidf.fit(train, y, cfg.tfidf), 2).SerializeToString()
     else:
         model, _ = cnn.train_cnn(
             train, y, val, vy, lambda p, t: _auc(spec.is_fake(t), spec.fake_score(p)), cfg.cnn, 2

@@ -33,6 +33,10 @@ class TextTrainConfig:
             raise ConfigError(f"arch: unknown {self.arch!r} (known: {', '.join(ARCHS)})")
         if self.tfidf.ngram_max < 1 or self.tfidf.max_len < 1 or self.cnn.max_len < 8:
             raise ConfigError("tfidf.ngram_max >= 1, tfidf.max_len >= 1, cnn.max_len >= 8")
+        if self.tfidf.words < 0:
+            raise ConfigError("tfidf.words: expected >= 0 (0: byte n-grams only)")
+        if self.tfidf.words and self.tfidf.word_max_bytes <= self.tfidf.ngram_max:
+            raise ConfigError("tfidf.word_max_bytes: must exceed tfidf.ngram_max (shorter words are n-grams)")
         if self.tfidf.class_weight not in ("", "balanced"):
             raise ConfigError("tfidf.class_weight: expected '' or 'balanced'")
 

@@ -64,12 +64,11 @@ def _fit(
     if cfg.arch == "tfidf_lr":
         from aidetect.model.text import tfidf
 
-        vec, clf = tfidf.fit(texts, y, cfg.tfidf)
-        (stage / "model.onnx").write_bytes(
-            tfidf.to_onnx(vec, clf, k, cfg.tfidf.ngram_max).SerializeToString()
-        )
-        ref = tfidf.predict_sklearn(vec, clf, val, cfg.tfidf.max_len, k)
-        return ref, [{"epoch": 1, "features": len(vec.vocabulary_), "val_auc": _auc(ref, vy, spec)}]
+        fitted = tfidf.fit(texts, y, cfg.tfidf)
+        (stage / "model.onnx").write_bytes(tfidf.to_onnx(fitted, k).SerializeToString())
+        ref = tfidf.predict_sklearn(fitted, val, k)
+        features = len(fitted.vocabulary()[0])
+        return ref, [{"epoch": 1, "features": features, "val_auc": _auc(ref, vy, spec)}]
     from aidetect.model.text import cnn
 
     model, history = cnn.train_cnn(texts, y, val, vy, lambda p, t: _auc(p, t, spec), cfg.cnn, k)
