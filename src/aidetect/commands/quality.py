@@ -17,19 +17,6 @@ def quality() -> None:
     """Live quality: labels joined with the logged predictions, per model version and track."""
 
 
-def _version(name: str, ref: str) -> str:
-    """A version number as is; an alias through the registry."""
-    if ref.isdigit():
-        return ref
-    from aidetect import registry
-    from aidetect.errors import DataError
-
-    version = registry.resolve_alias(name, ref)
-    if version is None:
-        raise DataError(f"model {name} has no alias {ref!r}")
-    return str(version)
-
-
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
@@ -104,7 +91,7 @@ def check(
     )
     drift_cfg = load_drift_config()
     ref = ModelRef.parse(model, drift_check.default_model_name(drift_cfg))
-    version = _version(ref.name, ref.ref)
+    version = q.judged_version(ref.name, ref.ref)
     bundles = q.bundle_at(bundle_uri) if bundle_uri else q.bundle_of_registered(ref.name)
     retrain = None
     if not no_retrain:

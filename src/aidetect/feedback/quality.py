@@ -225,6 +225,18 @@ def report_html(rows: pd.DataFrame, spec: DecisionSpec, title: str, notes: list[
 # -- one check end to end ----------------------------------------------------------------------------
 
 
+def judged_version(model_name: str, ref: str) -> str:
+    """A version number as is; an alias through the registry (an unknown alias is a DataError)."""
+    if ref.isdigit():
+        return ref
+    from aidetect import registry
+
+    version = registry.resolve_alias(model_name, ref)
+    if version is None:
+        raise DataError(f"model {model_name} has no alias {ref!r}")
+    return str(version)
+
+
 def bundle_of_registered(model_name: str) -> Callable[[str], Any]:
     """Version -> its registered ``serving/bundle.json`` (:class:`BundleSpec`), each fetched once."""
     from aidetect import registry
