@@ -37,6 +37,7 @@ def test_prints_the_table_and_exits_0_with_a_verdict(scenario: Scenario, tmp_pat
                                 "REAL", "status"]  # fmt: skip
     stable = next(line.split() for line in lines if line.split()[:2] == ["3", "stable"])
     assert stable[2:6] == ["60", "0.850", "0.842", "0.200"] and stable[-1] == "ok"
+    assert "confusion v3 stable (rows: true REAL, FAKE; columns: predicted): [[27, 3], [6, 24]]" in lines
     assert "OK: detector v3" in out.stderr and "report: " in out.stderr
 
 

@@ -33,7 +33,13 @@ def table(verdict: dict[str, Any]) -> str:
             [g["version"], g["track"], str(g["n"]), _pct(g["accuracy"]), _pct(g["f1"]), _pct(g["ece"]), *pr,
              g["status"]]
         )  # fmt: skip
-    return format_table(rows)
+    confusion = [
+        f"confusion v{g['version']} {g['track']} (rows: true {', '.join(g['labels'])}; columns: predicted): "
+        f"{g['confusion']}"
+        for g in verdict["groups"]
+        if str(g["version"]) == str(verdict["model_version"])
+    ]
+    return "\n".join([format_table(rows), *confusion])
 
 
 @quality.command()
