@@ -32,7 +32,9 @@ def _pushgateway(work: Path) -> Iterator[str]:
     if not binary:
         pytest.skip("prometheus-pushgateway is not installed (Debian package; .ci/run installs it)")
     url = f"http://127.0.0.1:{free_port()}"
-    cmd = [binary, f"--web.listen-address={url.removeprefix('http://')}", "--log.level=warn"]
+    # Debian's build persists to /var/lib/prometheus by default: keep each run's pushes to itself
+    cmd = [binary, f"--web.listen-address={url.removeprefix('http://')}", "--log.level=warn",
+           f"--persistence.file={work / 'pushgateway.data'}"]  # fmt: skip
     with running(cmd, f"{url}/-/ready", work / "pushgateway.log", timeout=30):
         yield url
 

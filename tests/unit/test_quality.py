@@ -172,3 +172,15 @@ def test_conflicting_labels_follow_the_configured_policy(tmp_path: Path, policy:
         )
     else:
         assert "could not build" not in report
+
+
+def test_an_unreachable_pushgateway_loses_no_verdict(scenario: Scenario, tmp_path: Path) -> None:
+    from aidetect.errors import ServiceUnavailableError
+    from tests.helpers.servers import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(ServiceUnavailableError, match=r"Pushgateway \S+ unreachable"):
+        _check(scenario, tmp_path, min_labels=50, min_f1=0.8, pushgateway_url=dead)
+    latest = quality.read_latest(_cfg(scenario).quality, MODEL, "3")
+    assert latest is not None and latest["status"] == "ok"  # published before the push
+    assert "aidetect_live_f1" in quality.textfile_path().read_text()

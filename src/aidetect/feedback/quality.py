@@ -284,7 +284,6 @@ def run_check(
 
     ``bundles(version)`` gives the served bundle spec (decision rule, dataset version) of a version;
     ``retrain(verdict)`` is called for a degraded verdict and its answer recorded in it."""
-    from aidetect.monitoring import exposition
     from aidetect.monitoring.check import VERDICT_FILE, publish, verdict_head
     from aidetect.monitoring.window import read_window
 
@@ -327,13 +326,8 @@ def run_check(
         "notes": live.notes,
         "retrain": None,
     }
-    reg = exposition.quality_registry(
-        model_name, verdict["groups"], min_f1=q.min_f1, min_labels=q.min_labels, checked_at=now.timestamp()
-    )
-    exposition.write_textfile(reg, textfile_path())
-    if q.pushgateway_url:
-        exposition.push_quality(reg, q.pushgateway_url, q.metrics_job, model_name)
-    if status == "insufficient":
+    if status == "insufficient":  # no verdict; the metrics still say how many labels there are
+        _export(verdict, q, now)
         return verdict
     stamp = f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     folder = storage.join(reports_uri(q), model_name, stamp)
@@ -357,7 +351,22 @@ def run_check(
         storage.join(root, model_name, version, LATEST_FILE),
         storage.join(root, model_name, LATEST_FILE),
     ]
-    return publish(folder, verdict, files, latest)
+    verdict = publish(folder, verdict, files, latest)
+    _export(verdict, q, now)  # after publishing, as drift does: a Pushgateway outage loses no verdict
+    return verdict
+
+
+def _export(verdict: dict[str, Any], q: QualityConfig, now: datetime) -> None:
+    """The live metrics: the textfile always, the Pushgateway when configured."""
+    from aidetect.monitoring import exposition
+
+    name = verdict["model_name"]
+    reg = exposition.quality_registry(
+        name, verdict["groups"], min_f1=q.min_f1, min_labels=q.min_labels, checked_at=now.timestamp()
+    )
+    exposition.write_textfile(reg, textfile_path())
+    if q.pushgateway_url:
+        exposition.push_quality(reg, q.pushgateway_url, q.metrics_job, name)
 
 
 def read_latest(cfg: QualityConfig, model_name: str, version: str | None = None) -> dict[str, Any] | None:
