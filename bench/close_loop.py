@@ -116,7 +116,7 @@ def measure(
     is_fake = [int(t != real) for t in truth]
     out["domain_auc"] = round(float(roc_auc_score(is_fake, s)), 4) if len(set(is_fake)) == 2 else float("nan")
     out["domain_accuracy"] = round(sum(p == t for p, t in zip(pred, truth, strict=True)) / len(truth), 4)
-    _, pred = score(url, [d for d, _ in cifake], batch=128)
+    _, pred = score(url, [d for d, _ in cifake], batch=64)  # the serving default max_batch
     truth = [t for _, t in cifake]
     out["cifake_accuracy"] = round(sum(p == t for p, t in zip(pred, truth, strict=True)) / len(truth), 4)
     return out
