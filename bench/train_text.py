@@ -75,22 +75,64 @@ def _fit_score(
     return spec.fake_score(runtime.probabilities(runtime.session(graph), test, cfg.max_len))
 
 
+def _inner_pick(
+    cands: dict[str, TextTrainConfig],
+    rows: Any,
+    texts: np.ndarray,
+    y: np.ndarray,
+    train_domains: list[str],
+    inner_folds: int,
+    tmp: Path,
+) -> tuple[str, dict[str, float]]:
+    """The candidate with the best mean AUC over inner folds of whole domains, all of them training
+    domains of the outer fold: the outer fold's held-out domains are never looked at."""
+    if len(cands) == 1:
+        return next(iter(cands)), {}
+    split, dom = rows["split"].to_numpy(), rows["domain"].to_numpy()
+    scores = {}
+    for name, cfg in cands.items():
+        aucs = []
+        for k in range(inner_folds):
+            inner = np.isin(dom, train_domains[k::inner_folds])
+            rest = np.isin(dom, train_domains) & ~inner
+            tr, va = rest & (split == "train"), rest & (split == "val")
+            s = _fit_score(cfg, list(texts[tr]), y[tr], list(texts[va]), y[va], list(texts[inner]), tmp)
+            aucs.append(_auc(y[inner], s))
+        scores[name] = float(np.mean(aucs))
+        log.info("inner validation %s over %s: AUC %.4f", name, train_domains, scores[name])
+    return max(scores, key=lambda n: scores[n]), scores
+
+
 def held_out(
-    version: Any, cfg: TextTrainConfig, folds: int, tmp: Path, generators: bool = True
+    version: Any,
+    cfg: TextTrainConfig,
+    folds: int,
+    tmp: Path,
+    generators: bool = True,
+    candidates: dict[str, TextTrainConfig] | None = None,
+    inner_folds: int = 3,
 ) -> dict[str, Any]:
-    """AUC on whole held-out domains (k folds) and on one held-out generator at a time."""
+    """AUC on whole held-out domains (k folds) and on one held-out generator at a time.
+
+    With several ``candidates`` each outer domain fold picks its configuration by inner validation over
+    its training domains (:func:`_inner_pick`); the generator hold-outs use ``cfg``."""
     rows = version.rows()
     texts = np.array(read_texts(version), dtype=object)
     y = (rows["label"] != version.real_label).to_numpy().astype(np.int64)
     domains = sorted(rows["domain"].unique())
+    cands = candidates or {"default": cfg}
     out: dict[str, Any] = {"domains": {}, "generators": {}}
     for k in range(folds):
         hold = domains[k::folds]
+        started = time.perf_counter()
+        chosen, inner = _inner_pick(
+            cands, rows, texts, y, [d for d in domains if d not in hold], inner_folds, tmp
+        )
         test_m = rows["domain"].isin(hold).to_numpy()
         tr = ~test_m & (rows["split"] == "train").to_numpy()
         va = ~test_m & (rows["split"] == "val").to_numpy()
-        started = time.perf_counter()
-        s = _fit_score(cfg, list(texts[tr]), y[tr], list(texts[va]), y[va], list(texts[test_m]), tmp)
+        fold_cfg = cands[chosen]
+        s = _fit_score(fold_cfg, list(texts[tr]), y[tr], list(texts[va]), y[va], list(texts[test_m]), tmp)
         auc = _auc(y[test_m], s)
         per = {
             d: _auc(y[(rows["domain"] == d).to_numpy()], s[(rows["domain"][test_m] == d).to_numpy()])
@@ -98,11 +140,13 @@ def held_out(
         }
         out["domains"][f"fold{k}"] = {
             "held_out": hold,
+            "chosen": chosen,
+            "inner_auc": inner,
             "auc": auc,
             "per_domain": per,
             "seconds": time.perf_counter() - started,
         }
-        log.info("%s held-out domains %s: AUC %.4f", cfg.arch, hold, auc)
+        log.info("%s held-out domains %s (%s): AUC %.4f", cfg.arch, hold, chosen, auc)
     gens = sorted(g for g in rows["generator"].unique() if g != "human") if generators else []
     for g in gens:
         is_g = (rows["generator"] == g).to_numpy()
@@ -156,6 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cnn-epochs", type=int, default=0)
     ap.add_argument("--cnn-max-seconds", type=float, default=0, help="time budget per CNN fit")
     ap.add_argument("--cnn-generators", action="store_true", help="also leave-one-generator-out for the CNN")
+    ap.add_argument(
+        "--candidates",
+        default="",
+        help="comma-separated text_train config files: each held-out-domain fold picks one by inner "
+        "validation over its training domains",
+    )
+    ap.add_argument("--inner-folds", type=int, default=3)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for name in ("mlflow", "alembic", "great_expectations"):
@@ -230,7 +281,20 @@ def main(argv: list[str] | None = None) -> int:
             r["registered"] = f"{info.name}/{info.version}"
         if not args.no_held_out:
             folds = args.folds if arch == "tfidf_lr" else args.cnn_folds
-            r["held_out"] = held_out(version, cfg, folds, tmp, arch == "tfidf_lr" or args.cnn_generators)
+            cands = {
+                Path(c).stem: load_text_train_config(c, {"arch": arch})
+                for c in args.candidates.split(",")
+                if c
+            }
+            r["held_out"] = held_out(
+                version,
+                cfg,
+                folds,
+                tmp,
+                arch == "tfidf_lr" or args.cnn_generators,
+                cands or None,
+                args.inner_folds,
+            )
         results[arch] = r
         (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     results["seconds"] = time.perf_counter() - started

@@ -36,7 +36,7 @@ class TfidfParams:
     ngram_max: int = 5
     min_df: int = 3
     max_features: int = 200_000
-    words: int = 0  # most frequent whole words / word pairs added as features (0: byte n-grams only)
+    words: int = 100_000  # most frequent whole words / word pairs added as features (0: byte n-grams only)
     word_max_bytes: int = 24  # longest word feature, spaces included (bounds the operator's n)
     C: float = 10.0
     max_len: int = 4096
