@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,10 @@ B_SIZE = 48  # source B's resolution (A and the training data: 32 px): a critica
 TRAIN = {"epochs": 12, "lr": 0.01}  # the champion: ci-tiny, long enough to learn its generator
 REPO = Path(__file__).resolve().parents[2]
 
+SLICES = """# the provenance slice (base | feedback) is what the loop's gates read; no perturbations here
+groups: [provenance, resolution]
+perturbations: []
+"""
 GATES = """# Gate rules for tiny data: the loop is under test, not the tiny model's absolute accuracy.
 min: {accuracy: 0.0}
 max: {}
@@ -138,13 +143,14 @@ def champion(tmp_path: Path, mlflow_server_uri: str, monkeypatch: pytest.MonkeyP
     stores = flows.Stores(model_name=NAME)
     dataset = flows.validate(flows.ingest(str(images), stores).dataset, stores).dataset
     model, _ = flows.train(dataset, stores, tmp_path / "champion", preset="ci-tiny", overrides=TRAIN)
-    gates = tmp_path / "gates.yaml"
+    gates, slices = tmp_path / "gates.yaml", tmp_path / "slices.yaml"
     gates.write_text(GATES)
-    evaluation = flows.evaluate(model, stores, gates=str(gates))
+    slices.write_text(SLICES)
+    evaluation = flows.evaluate(model, stores, gates=str(gates), slices=str(slices))
     assert evaluation.passed, evaluation.failures
     reg = flows.register(model, stores, evaluation=evaluation)
     registry.set_alias(NAME, "production", reg.version)
-    return {"version": str(reg.version), "dataset": dataset.version_id, "gates": gates}
+    return {"version": str(reg.version), "dataset": dataset.version_id, "gates": gates, "slices": slices}
 
 
 @pytest.fixture
@@ -266,7 +272,7 @@ def test_production_labels_retrain_the_model_that_drifted(
     )  # fmt: skip
     evaluated = _json_tail(
         _aidetect("evaluate", "--model", "challenger", "--gates", str(champion["gates"]),
-                  "--model-name", NAME, cwd=cwd, env=env)
+                  "--slices", str(champion["slices"]), "--model-name", NAME, cwd=cwd, env=env)
     )  # fmt: skip
     report = (tmp_path / "challenger" / "eval" / "gate_report.md").read_text()
     assert evaluated["gate_status"] == "passed", report
@@ -313,9 +319,13 @@ def _review_in_label_studio(label_studio: LabelStudio, project: str, truth: dict
     (found,) = [p for p in projects["results"] if p["title"] == project]
     page = label_studio.get("/api/tasks", project=found["id"], fields="all", page_size=1000)
     assert isinstance(page, dict)
-    for task in page["tasks"]:
-        label_studio.annotate(task["id"], truth[task["meta"]["sha256"]])
-    return len(page["tasks"])
+    with ThreadPoolExecutor(4) as moderators:  # a team works the queue side by side
+        done = list(
+            moderators.map(
+                lambda t: label_studio.annotate(t["id"], truth[t["meta"]["sha256"]]), page["tasks"]
+            )
+        )
+    return len(done)
 
 
 def _check_grown(version: str, base: str, truth: dict[str, str]) -> None:
