@@ -140,3 +140,36 @@ def test_no_retrain_without_data_to_learn_from(tmp_path: Path, monkeypatch: pyte
     assert kept == {"launch": True, "reason": "trains on data_uri", "uri": "s3://b/labelled", "grown": None}
     nothing = grow_training_data(verdict, "", stores)
     assert nothing["launch"] is False and "data_uri is empty" in nothing["reason"]
+
+
+def test_enough_labels_grow_the_served_line_and_retrain_on_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from aidetect import flows
+    from aidetect.data.demo import generate_demo
+    from aidetect.feedback.capture import ImageStore
+    from aidetect.feedback.labels import LabelLog, LabelRecord
+
+    stores = flows.Stores(datasets_root=str(tmp_path / "datasets"))
+    base = flows.ingest(str(generate_demo(tmp_path / "demo", n_per_class=6, size=16)), stores).dataset
+    store, log = ImageStore(str(tmp_path / "captured")), LabelLog(str(tmp_path / "labels"))
+    new = sorted(generate_demo(tmp_path / "new", n_per_class=4, size=24, seed=5).rglob("*.png"))
+    log.append([LabelRecord(store.put(p.read_bytes()), p.parent.name, "label-studio") for p in new])
+    monkeypatch.setenv("AIDETECT_FEEDBACK__GROW__MIN_FEEDBACK_ROWS", "5")
+    verdict = retrain_decision({**DRIFT, "dataset_version": base.version_id}, LIVE)
+
+    made = grow_training_data(
+        verdict,
+        "s3://b/labelled",
+        stores,
+        labels_root=str(tmp_path / "labels"),
+        capture_store=str(tmp_path / "captured"),
+    )
+    assert made["launch"] is True, made
+    grown = flows.DatasetRef.resolve(made["version_id"], stores.datasets_root)
+    assert made["uri"] == grown.uri != "s3://b/labelled"  # what trigger-retrain hands the training run
+    rows = grown.open().rows()
+    feedback = rows[rows["provenance"] == "feedback"]
+    assert set(feedback["sha256"]) == {hashlib.sha256(p.read_bytes()).hexdigest() for p in new}
