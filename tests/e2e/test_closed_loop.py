@@ -173,7 +173,7 @@ def loop_env(
         "AIDETECT_FEEDBACK__REVIEW__PROJECT": f"{NAME}-review",
         "AIDETECT_LABEL_STUDIO_TOKEN": label_studio.token,
         "AIDETECT_FEEDBACK__QUALITY__MIN_LABELS": "30",
-        "AIDETECT_FEEDBACK__QUALITY__MIN_F1": "0.8",
+        "AIDETECT_FEEDBACK__QUALITY__MIN_F1": "0.85",  # the champion on A alone: ~0.95
         "AIDETECT_FEEDBACK__GROW__MIN_FEEDBACK_ROWS": "30",
         "AIDETECT_PROMOTION__ARTIFACTS_DESTINATION": "s3://aidetect-mlflow/artifacts",
         "AIDETECT_PROMOTION__MODEL_NAME": NAME,
@@ -194,14 +194,14 @@ def test_production_labels_retrain_the_model_that_drifted(
     lap = _Laps()
     source_a = _stamped(tmp_path / "source-a", N_TRAFFIC, 32, CYAN, seed=11)
     source_b = _stamped(tmp_path / "source-b", N_TRAFFIC, B_SIZE, MAGENTA, seed=12)
-    truth = _truth(source_a, source_b)
+    truth_a, truth_b = _truth(source_a), _truth(source_b)
 
     # serve -> traffic: A (cycled until the shift), then B once
     with aidetect_serve(f"models:/{NAME}@production", tmp_path, env=env) as (url, _grpc):
         sent = _json_tail(
             _aidetect(
                 "simulate", str(source_a), "--url", url, "--model", NAME, "--rate", "40",
-                "--shift-to", str(source_b), "--shift-after", "2s", "--review-via", "none",
+                "--shift-to", str(source_b), "--shift-after", "3s", "--review-via", "none",
                 cwd=cwd, env=env,
             )
         )  # fmt: skip
@@ -210,7 +210,9 @@ def test_production_labels_retrain_the_model_that_drifted(
     assert phase_b["sent"] == 2 * N_TRAFFIC and sent["errors"] == 0, sent
     assert phase_a["accuracy"] >= 0.8 > 0.6 >= phase_b["accuracy"], sent  # the new generator evades it
     log = pd.concat(pd.read_parquet(p) for p in sorted((tmp_path / "inference-log").rglob("*.parquet")))
-    assert set(log["sha256"]) == set(truth) and log["kept"].all()
+    assert log["kept"].all() and set(log["sha256"]) <= set(truth_a) | set(truth_b)
+    assert log["sha256"].isin(truth_b).sum() == 2 * N_TRAFFIC  # B once each; A cycled until the shift
+    seen = {sha: {**truth_a, **truth_b}[sha] for sha in log["sha256"]}  # what reviewers will see
 
     lap("serve+simulate")
 
@@ -227,16 +229,15 @@ def test_production_labels_retrain_the_model_that_drifted(
     # labels through Label Studio: tasks for the kept images, a moderator's decisions, imported
     push = ("review", "push", "--model", NAME, "--since", "1h", "--log-uri", str(tmp_path / "inference-log"))
     _aidetect(*push, cwd=cwd, env=env)
-    assert _review_in_label_studio(label_studio, env["AIDETECT_FEEDBACK__REVIEW__PROJECT"], truth) == len(
-        truth
-    )
+    project = env["AIDETECT_FEEDBACK__REVIEW__PROJECT"]
+    assert _review_in_label_studio(label_studio, project, seen) == len(seen)
     _aidetect("review", "pull", cwd=cwd, env=env)
     _aidetect("review", "pull", cwd=cwd, env=env)  # idempotent: nothing new the second time
     from aidetect.feedback.labels import LabelLog
 
     records = LabelLog(env["AIDETECT_FEEDBACK__LABELS__ROOT"]).read()
-    assert len(records) == len(truth)
-    assert {r.sha256: r.label for r in records} == truth
+    assert len(records) == len(seen)
+    assert {r.sha256: r.label for r in records} == seen
     assert {r.source for r in records} == {"label-studio"}
 
     lap("review")
@@ -253,14 +254,14 @@ def test_production_labels_retrain_the_model_that_drifted(
     (judged,) = [
         g for g in quality["groups"] if (g["version"], g["track"]) == (champion["version"], "stable")
     ]
-    assert judged["n"] == len(truth) and judged["f1"] < 0.8, judged
+    assert judged["n"] == len(seen) and judged["f1"] < 0.85, judged  # one vote per labelled image
 
     lap("quality")
 
     # grow: base ∪ labelled production images, no image in two splits
     grown_out = _aidetect("data", "grow", champion["dataset"], cwd=cwd, env=env)
     grown = re.search(r"dataset version ([0-9a-f]+) created", grown_out).group(1)  # type: ignore[union-attr]
-    _check_grown(grown, champion["dataset"], truth)
+    _check_grown(grown, champion["dataset"], seen)
 
     lap("grow")
 
