@@ -91,7 +91,7 @@ LIVE = {
     "dataset_version": "ds1",
     "status": "degraded",
     "degraded": True,
-    "reasons": ["live F1 0.41 < 0.9"],
+    "reasons": ["degradation: live F1 0.41 < 0.9"],  # as aidetect.feedback.quality words them
     "verdict_uri": "s3://a/quality.json",
 }
 

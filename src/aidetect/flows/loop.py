@@ -83,7 +83,8 @@ def retrain_decision(drift: dict[str, Any], live: dict[str, Any]) -> dict[str, A
     if live.get("degraded"):
         triggers.append("degradation")
     reasons = [f"drift: {r}" for r in drift.get("reasons", [])] if "drift" in triggers else []
-    reasons += [f"degradation: {r}" for r in live.get("reasons", [])] if "degradation" in triggers else []
+    # live-quality reasons already say "degradation: ..." (aidetect.feedback.quality)
+    reasons += list(live.get("reasons", [])) if "degradation" in triggers else []
     first = drift if "drift" in triggers or not triggers else live
     return {
         "model_name": drift.get("model_name", live.get("model_name", "")),

@@ -1,6 +1,6 @@
 # Least-privilege roles for the workloads, each trusted only by its own service account (modules/irsa).
 #   pipelines: read/write datasets and artifacts, read inference logs (drift, retraining)
-#   predictor: read model artifacts, append inference logs; nothing else
+#   predictor: read model artifacts, append inference logs, keep and prune captured images; nothing else
 #   mlflow:    read/write/delete artifacts (run and model-version artifacts, garbage collection)
 #   monitoring: read inference logs and artifacts (reference profiles), write only under artifacts/monitoring/
 data "aws_partition" "current" {}
@@ -57,6 +57,13 @@ data "aws_iam_policy_document" "predictor" {
     sid       = "AppendInferenceLogs"
     actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
     resources = ["${local.logs}/*"]
+  }
+  statement {
+    # the capture store (issue 15): a kept image already there is not written again, and retention
+    # prunes old ones; only under captured/, never the logs themselves
+    sid       = "ManageCapturedImages"
+    actions   = ["s3:GetObject", "s3:DeleteObject"]
+    resources = ["${local.logs}/captured/*"]
   }
 }
 
