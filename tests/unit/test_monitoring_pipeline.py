@@ -173,3 +173,16 @@ def test_enough_labels_grow_the_served_line_and_retrain_on_it(
     rows = grown.open().rows()
     feedback = rows[rows["provenance"] == "feedback"]
     assert set(feedback["sha256"]) == {hashlib.sha256(p.read_bytes()).hexdigest() for p in new}
+
+
+def test_a_window_too_small_for_drift_leaves_the_decision_to_live_quality() -> None:
+    from aidetect.flows.monitoring import insufficient_verdict
+
+    quiet = insufficient_verdict("m", "the window holds 12 usable rows, fewer than min_rows 200")
+    assert quiet["status"] == "insufficient" and not quiet["drift_detected"]
+    degraded = retrain_decision(quiet, LIVE)
+    assert degraded["retrain"] and degraded["triggers"] == ["degradation"]
+    assert (degraded["model_version"], degraded["dataset_version"]) == ("3", "ds1")
+    assert degraded["verdict_uri"] == "s3://a/quality.json"
+    calm = retrain_decision(quiet, {**LIVE, "status": "ok", "degraded": False, "reasons": []})
+    assert not calm["retrain"] and calm["reasons"] == []

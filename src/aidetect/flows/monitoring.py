@@ -18,12 +18,34 @@ def drift_check(
     pipeline's trigger step decides that)."""
     from aidetect.monitoring.check import run_check
     from aidetect.monitoring.config import load_drift_config
+    from aidetect.monitoring.drift import InsufficientDataError
     from aidetect.refs import ModelRef
 
     stores.activate()
     overrides = {"since": since, "log_uri": inference_log or None, "model_name": model_name}
     cfg = load_drift_config(overrides=overrides)
-    return run_check(ModelRef(model_name, alias), cfg, retrain_on_drift=False)
+    try:
+        return run_check(ModelRef(model_name, alias), cfg, retrain_on_drift=False)
+    except InsufficientDataError as exc:
+        return insufficient_verdict(model_name, str(exc))
+
+
+def insufficient_verdict(model_name: str, why: str) -> dict[str, Any]:
+    """A window too small to judge is a verdict too, never drift: the pipeline's other check (live
+    quality) still decides, instead of the whole run failing on a quiet hour."""
+    return {
+        "model_name": model_name,
+        "model_version": "",
+        "dataset_version": "",
+        "status": "insufficient",
+        "drift_detected": False,
+        "reasons": [why],
+        "drift_share": 0.0,
+        "drifted_features": [],
+        "rows_current": 0,
+        "report_uri": "",
+        "verdict_uri": "",
+    }
 
 
 def _literal(text: str) -> str:
