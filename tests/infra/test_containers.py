@@ -172,15 +172,34 @@ def command_lines(docs: list[dict]) -> list[tuple[str, list[str]]]:
     for doc in docs:
         if doc["kind"] != "CronWorkflow":
             continue
-        for template in doc["spec"]["workflowSpec"]["templates"]:
+        templates = doc["spec"]["workflowSpec"]["templates"]
+        for template in templates:
             container = template.get("container")
-            if container:
-                argv = [
-                    re.sub(r"\$\((\w+)\)", "s3://bucket/x", a)
-                    for a in container["command"] + container.get("args", [])
+            if not container:
+                continue
+            argv = [
+                re.sub(r"\$\((\w+)\)", "s3://bucket/x", a)
+                for a in container["command"] + container.get("args", [])
+            ]
+            # a parameterised template runs once per step that calls it, with that step's values
+            for values in _step_inputs(templates, template["name"]) or [{}]:
+                expanded = [
+                    re.sub(r"\{\{inputs\.parameters\.(\w+)\}\}", lambda m, v=values: v[m[1]], a) for a in argv
                 ]
-                out.append((f"CronWorkflow/{doc['metadata']['name']}", argv))
+                out.append((f"CronWorkflow/{doc['metadata']['name']}", expanded))
     return out
+
+
+def _step_inputs(templates: list[dict], name: str) -> list[dict[str, str]]:
+    """The input parameters each step of ``templates`` passes to the template ``name``."""
+    calls = [
+        step
+        for t in templates
+        for group in t.get("steps") or []
+        for step in group
+        if step.get("template") == name
+    ]
+    return [{p["name"]: p["value"] for p in (c.get("arguments") or {}).get("parameters", [])} for c in calls]
 
 
 def parse(argv: list[str]) -> click.Context:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -94,22 +93,13 @@ def test_each_workflow_runs_an_aidetect_command_that_exists(loop: dict[str, dict
     assert sorted(seen) == ["pipeline submit", "quality check", "review pull", "review push"]
 
 
-def test_the_quality_check_never_retrains_and_too_few_labels_is_no_failure(
-    loop: dict[str, dict], tmp_path: Path
-) -> None:
+def test_the_quality_check_never_retrains_and_too_few_labels_is_no_failure(loop: dict[str, dict]) -> None:
+    """The exit codes themselves are tested on the CLI (tests/unit/test_quality_cli.py)."""
     (container,) = _containers(loop["aidetect-quality-check"])
     argv = _argv(container)
     assert "--no-retrain" in argv, "retraining belongs to the closed loop, which grows the data first"
+    assert "--allow-no-verdict" in argv and "--fail-on-degradation" not in argv
     assert argv[argv.index("--pushgateway") + 1].startswith("http://prometheus-pushgateway.")
-    # the script as the container runs it, with an `aidetect` that exits as told
-    fake = tmp_path / "bin" / "aidetect"
-    fake.parent.mkdir()
-    fake.write_text('#!/bin/sh\nexit "$FAKE_EXIT"\n')
-    fake.chmod(0o755)
-    for given, expected in ((0, 0), (3, 0), (4, 4), (1, 1), (2, 2)):
-        env = {**os.environ, "PATH": f"{fake.parent}:{os.environ['PATH']}", "FAKE_EXIT": str(given)}
-        done = subprocess.run([*container["command"], *container["args"]], env=env, check=False)
-        assert done.returncode == expected, (given, done.returncode)
 
 
 def test_the_closed_loop_submits_the_monitoring_pipeline_with_its_parameters(loop: dict[str, dict]) -> None:

@@ -45,6 +45,8 @@ def test_too_few_labels_exits_3_without_a_verdict(scenario: Scenario, tmp_path: 
     out = _run(scenario, tmp_path, "--min-labels", "500", "--fail-on-degradation")
     assert out.exit_code == 3, out.output
     assert "no verdict: detector v3" in out.stderr and "\nverdict: " not in out.stderr
+    quiet = _run(scenario, tmp_path, "--min-labels", "500", "--allow-no-verdict")
+    assert quiet.exit_code == 0 and "no verdict: detector v3" in quiet.stderr, quiet.output
 
 
 def test_degraded_exits_4_and_launches_one_retrain(

@@ -58,6 +58,11 @@ def table(verdict: dict[str, Any]) -> str:
 @click.option("--no-retrain", is_flag=True, help="Report degradation but never launch retraining.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict JSON instead of the table.")
 @click.option("--fail-on-degradation", is_flag=True, help=f"Exit {EXIT_DEGRADED} when degraded.")
+@click.option(
+    "--allow-no-verdict",
+    is_flag=True,
+    help=f"Too few labels exits 0, not {EXIT_NO_VERDICT} (schedules where a quiet window is normal).",
+)
 def check(
     model: str,
     config_path: str | None,
@@ -72,6 +77,7 @@ def check(
     no_retrain: bool,
     as_json: bool,
     fail_on_degradation: bool,
+    allow_no_verdict: bool,
 ) -> None:
     """Join the label log with the last --since of the inference log and judge the model's live quality.
 
@@ -127,7 +133,7 @@ def check(
             f"retrain: {verdict['retrain'].get('action')}: {verdict['retrain'].get('reason')}", err=True
         )
     if verdict["status"] == "insufficient":
-        sys.exit(EXIT_NO_VERDICT)
+        sys.exit(0 if allow_no_verdict else EXIT_NO_VERDICT)
     click.echo(f"verdict: {verdict['verdict_uri']}", err=True)
     click.echo(f"report: {verdict['report_uri']}", err=True)
     if fail_on_degradation and verdict["degraded"]:
