@@ -7,13 +7,16 @@ import random
 import time
 import zipfile
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 from PIL import Image
 
-from aidetect.monitoring.reference import Scorer
+from aidetect.monitoring.check import run_check
+from aidetect.monitoring.config import DriftConfig
+from aidetect.monitoring.reference import Profile, Scorer, write_reference
+from aidetect.refs import ModelRef
 from aidetect.serving.inference_log import InferenceLog, LoggedBatch
 
 
@@ -84,3 +87,30 @@ def write_log(
     log.close()
     assert log.dropped == refused, f"{log.dropped - refused} rows dropped"
     return log.written_rows
+
+
+def logged_drift_check(
+    tmp_path: Path,
+    model: str,
+    version: str,
+    dataset_version: str,
+    reference: pd.DataFrame,
+    window: pd.DataFrame,
+    label: str,
+    cfg: DriftConfig,
+) -> dict:
+    """A real drift check of ``model`` ``version``: ``reference`` as its profile (every column but
+    ``probability_fake`` a feature) and ``window`` logged a minute ago under ``cfg.log_uri``."""
+    features = [c for c in reference.columns if c != "probability_fake"]
+    profile = Profile(
+        model, version, dataset_version, "val", len(reference), features, ["probability_fake"], []
+    )
+    write_reference(reference, profile, str(tmp_path / "reference"))
+    now = datetime.now(UTC)
+    window = window.assign(
+        ts=now - timedelta(minutes=1), model_name=model, model_version=version, label=label
+    )
+    day = Path(cfg.log_uri) / model / f"date={now:%Y-%m-%d}"
+    day.mkdir(parents=True)
+    window.to_parquet(day / "part-0.parquet")
+    return run_check(ModelRef(model, version), cfg, reference_uri=str(tmp_path / "reference"), now=now)

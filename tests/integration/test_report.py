@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +16,8 @@ from PIL import Image
 
 from aidetect.cli import main
 from aidetect.data.features import FEATURE_COLUMNS
-from aidetect.monitoring.check import run_check
 from aidetect.monitoring.config import DriftConfig, RetrainConfig
-from aidetect.monitoring.reference import Profile, write_reference
-from aidetect.refs import ModelRef
+from tests.helpers.drift import logged_drift_check
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "report-detector"
@@ -57,19 +54,8 @@ def _frame(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
 
 def _drift_verdict(tmp_path: Path, version: str, cfg: DriftConfig) -> dict:
     """A real drift check of ``version``: a reference profile and a shifted logged window."""
-    ref = _frame(400, seed=0)
-    profile = Profile(
-        MODEL, version, "ds-report", "val", len(ref), list(FEATURE_COLUMNS), ["probability_fake"], []
-    )
-    write_reference(ref, profile, str(tmp_path / "reference"))
-    window = _frame(300, seed=1, shift=0.2)
-    now = datetime.now(UTC)
-    window["ts"] = [now - timedelta(minutes=1)] * len(window)
-    window["model_name"], window["model_version"], window["label"] = MODEL, version, "REAL"
-    day = tmp_path / "log" / MODEL / f"date={now:%Y-%m-%d}"
-    day.mkdir(parents=True)
-    window.to_parquet(day / "part-0.parquet")
-    return run_check(ModelRef(MODEL, version), cfg, reference_uri=str(tmp_path / "reference"), now=now)
+    ref, window = _frame(400, seed=0), _frame(300, seed=1, shift=0.2)
+    return logged_drift_check(tmp_path, MODEL, version, "ds-report", ref, window, "REAL", cfg)
 
 
 def _manifests(tmp_path: Path, pins: dict[str, str]) -> Path:

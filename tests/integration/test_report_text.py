@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +16,8 @@ from click.testing import CliRunner
 from aidetect.cli import main
 from aidetect.data.text.features import TEXT_FEATURE_COLUMNS
 from aidetect.gitops.overlays import write_pin
-from aidetect.monitoring.check import run_check
 from aidetect.monitoring.config import DriftConfig, RetrainConfig
-from aidetect.monitoring.reference import Profile, write_reference
-from aidetect.refs import ModelRef
+from tests.helpers.drift import logged_drift_check
 
 pytestmark = pytest.mark.slow  # a registry, a real drift check and the CLI (~20-40 s)
 REPO = Path(__file__).resolve().parents[2]
@@ -59,26 +56,8 @@ def _features(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
 
 def _text_drift(tmp_path: Path, version: str, cfg: DriftConfig) -> dict:
     """A real drift check of the text model: its text-feature reference and a window of longer texts."""
-    ref = _features(400, seed=0)
-    profile = Profile(
-        TEXT_MODEL,
-        version,
-        "txt-report",
-        "val",
-        len(ref),
-        list(TEXT_FEATURE_COLUMNS),
-        ["probability_fake"],
-        [],
-    )
-    write_reference(ref, profile, str(tmp_path / "reference"))
-    window = _features(300, seed=1, shift=0.5)
-    now = datetime.now(UTC)
-    window["ts"] = [now - timedelta(minutes=1)] * len(window)
-    window["model_name"], window["model_version"], window["label"] = TEXT_MODEL, version, "human"
-    day = tmp_path / "log" / TEXT_MODEL / f"date={now:%Y-%m-%d}"
-    day.mkdir(parents=True)
-    window.to_parquet(day / "part-0.parquet")
-    return run_check(ModelRef(TEXT_MODEL, version), cfg, reference_uri=str(tmp_path / "reference"), now=now)
+    ref, window = _features(400, seed=0), _features(300, seed=1, shift=0.5)
+    return logged_drift_check(tmp_path, TEXT_MODEL, version, "txt-report", ref, window, "human", cfg)
 
 
 def test_report_lists_the_text_model_with_its_gates_and_text_feature_drift(tmp_path: Path) -> None:
