@@ -8,6 +8,7 @@ import struct
 import numpy as np
 import pytest
 
+from aidetect.data.crops import PreprocessSpec
 from aidetect.serving.inputs import (
     Limits,
     Preprocess,
@@ -134,3 +135,22 @@ def test_numeric_input_errors() -> None:
     inp = InferInput("tensor", [1, 3, 8, 8], "FP32", data=[0.0] * 192)
     with pytest.raises(RejectedInput, match=r"expected shape \[N, 3, 16, 16\]"):
         _decode([inp])
+
+
+CROPS = Preprocess(16, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), PreprocessSpec("crops", 16, 2, 4))
+
+
+@pytest.mark.parametrize("kind", ["image", "pixels"])
+def test_a_crops_request_is_refused_past_its_crop_budget(kind: str) -> None:
+    def request(n: int) -> InferInput:
+        if kind == "image":
+            return _bytes_input([jpeg(40, i) for i in range(n)])
+        pixels = np.random.default_rng(0).integers(0, 256, (n, 40, 40, 3), dtype=np.uint8)
+        return InferInput("pixels", [n, 40, 40, 3], "UINT8", data=pixels.ravel().tolist())
+
+    # a 40 px image costs its 2x2 grid of 16 px crops: 8 crops for 2 images fit a budget of 10, 12 do not
+    batch = decode_request_inputs([request(2)], CROPS, Limits(max_crops=10))
+    assert batch.x.shape == (8, 3, 16, 16) and batch.owner.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    with pytest.raises(RejectedInput, match=r"first 3 images already cost 12 crops.*limit 10") as err:
+        decode_request_inputs([request(3)], CROPS, Limits(max_crops=10))
+    assert err.value.code == "batch_too_large"

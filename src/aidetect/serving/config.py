@@ -32,6 +32,9 @@ class ServingConfig:
     max_request_bytes: int = 64 * 1024 * 1024
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     max_batch: int = 64
+    # a crops bundle: the most crops one request may cost (its images' crop grids together), so memory
+    # stays bounded by this budget, not by max_batch x the bundle's max_crops; resize bundles: 1 per image
+    max_request_crops: int = 64
     # inference log ("" disables it): a local folder or s3:// prefix
     inference_log_uri: str = ""
     inference_log_flush_rows: int = 512
@@ -80,6 +83,7 @@ class ServingConfig:
             "max_request_bytes",
             "max_image_pixels",
             "max_batch",
+            "max_request_crops",
             "max_text_bytes",
         )
         for name in positive:

@@ -52,6 +52,7 @@ class RejectedInput(InvalidInput):
 class Limits:
     max_batch: int = 64
     max_image_pixels: int = imaging.DEFAULT_MAX_PIXELS
+    max_crops: int = 64  # model rows (crops) one request may cost in all
 
 
 @dataclass
@@ -71,6 +72,18 @@ class Batch:
     images: Sequence[Image.Image | None] = field(default_factory=list)
     encoded: Sequence[bytes | None] = field(default_factory=list)
     owner: np.ndarray | None = None  # crops: the image index of each row of ``x``; None: row = image
+
+
+def _within_crop_budget(name: str, per_image: list[np.ndarray], limits: Limits) -> None:
+    """Refuse a request once its images' crops together pass the budget; checked after each image, so
+    at most one image's crops (the bundle's ``max_crops``) are held beyond it."""
+    total = sum(len(a) for a in per_image)
+    if total > limits.max_crops:
+        msg = (
+            f"input '{name}': the first {len(per_image)} images already cost {total} crops, above the "
+            f"per-request limit {limits.max_crops}; send fewer images per request"
+        )
+        raise RejectedInput(msg, "batch_too_large")
 
 
 def _stack(per_image: list[np.ndarray], pre: Preprocess) -> tuple[np.ndarray, np.ndarray | None]:
@@ -234,6 +247,7 @@ def decode_images(inp: InferInput, pre: Preprocess, limits: Limits) -> Batch:
             )
         except imaging.ImageDecodeError as exc:
             raise RejectedInput(f"input '{inp.name}' element {i}: {exc}", exc.reason) from None
+        _within_crop_budget(inp.name, per_image, limits)
     x, owner = _stack(per_image, pre)
     # decoded only as finely as the model needs: the inference log decodes its own full-size copy
     return Batch(x=x, images=[None] * len(elements), encoded=list(elements), owner=owner)
@@ -255,7 +269,10 @@ def decode_pixels(inp: InferInput, pre: Preprocess, limits: Limits) -> Batch:
     images = [Image.fromarray(np.ascontiguousarray(pixels[i]), "RGB") for i in range(n)]
     if (h, w) == (pre.input_size, pre.input_size):  # exactly one crop / the model input itself
         return Batch(x=imaging.normalize(pixels, pre.mean, pre.std), images=images, encoded=[None] * n)
-    per_image = [crops.model_inputs(img, pre.spec, pre.input_size, pre.mean, pre.std) for img in images]
+    per_image = []
+    for img in images:
+        per_image.append(crops.model_inputs(img, pre.spec, pre.input_size, pre.mean, pre.std))
+        _within_crop_budget(inp.name, per_image, limits)
     x, owner = _stack(per_image, pre)
     return Batch(x=x, images=images, encoded=[None] * n, owner=owner)
 

@@ -128,7 +128,9 @@ class AidetectPredictor(Model):
         self.spec = bundle.spec
         self.cfg = cfg
         self.decision = bundle.spec.decision
-        self.limits = Limits(max_batch=cfg.max_batch, max_image_pixels=cfg.max_image_pixels)
+        self.limits = Limits(
+            max_batch=cfg.max_batch, max_image_pixels=cfg.max_image_pixels, max_crops=cfg.max_request_crops
+        )
         self.pre = Preprocess(
             self.spec.input_size, tuple(self.spec.mean), tuple(self.spec.std), self.spec.preprocess_spec
         )
