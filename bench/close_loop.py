@@ -20,8 +20,6 @@ import hashlib
 import json
 import os
 import random
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,12 +30,6 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 AIDETECT = [sys.executable, "-m", "aidetect.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Clock:
@@ -58,35 +50,12 @@ class Clock:
 
 @contextmanager
 def serving(model: str, log: Path, env: dict[str, str]) -> Any:
-    """``aidetect serve`` in a subprocess (REST only) until the block ends; yields its base URL."""
-    import httpx
+    """``aidetect serve`` (REST only) until the block ends; yields its base URL. A large model on a busy
+    machine: up to 300 s to be ready, 60 s to flush its inference log and kept images on SIGTERM."""
+    from aidetect.serving.client import serving as served
 
-    port = _free_port()
-    cmd = [*AIDETECT, "serve", "--model", model, "--http-port", str(port), "--no-grpc", "--workers", "1"]
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"aidetect serve exited with {proc.returncode}; see {log}")
-            try:
-                if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"aidetect serve not ready after 300 s; see {log}")
-            time.sleep(1)
+    with served(model, log, env=env, timeout=300, stop_timeout=60, interval=1.0) as url:
         yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def score(url: str, images: list[bytes], batch: int = 32) -> tuple[list[float], list[str]]:
@@ -343,4 +312,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from aidetect.errors import AidetectError
+
+    try:
+        sys.exit(main())
+    except AidetectError as exc:  # e.g. a server that died: one line naming its log, no traceback
+        sys.exit(f"error: {exc}")

@@ -3,40 +3,23 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+from aidetect.errors import ServiceUnavailableError
+from aidetect.serving.client import free_port, started, wait_ready
+
+__all__ = ["free_port", "mlflow_server", "moto_s3", "running", "tool", "wait_http"]
 
 VENV_BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_http(url: str, timeout: float = 60.0, proc: subprocess.Popen | None = None) -> None:
     """Poll ``url`` until it answers (any status < 500) or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited early with code {proc.returncode}: {url}")
-        try:
-            if httpx.get(url, timeout=2.0).status_code < 500:
-                return
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} did not come up in {timeout}s: {last}")
+    wait_ready(url, proc, timeout, ready=lambda status: status < 500, interval=0.2)
 
 
 def tool(name: str) -> str:
@@ -54,31 +37,16 @@ def tool(name: str) -> str:
 def running(
     cmd: list[str], url: str, log: Path, env: dict[str, str] | None = None, timeout: float = 90.0
 ) -> Iterator[subprocess.Popen]:
-    """Run ``cmd`` until ``url`` answers; yield the process; terminate it on exit."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as fh:
-        proc = subprocess.Popen(
-            cmd,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
+    """Run ``cmd`` until ``url`` answers (any status < 500); yield the process; terminate it on exit.
+    A server that dies or never answers fails with the tail of its log."""
+    with contextlib.ExitStack() as stack:
         try:
-            try:
-                wait_http(url, timeout=timeout, proc=proc)
-            except Exception as exc:
-                raise RuntimeError(
-                    f"{exc}\n--- {log} ---\n{log.read_text(errors='replace')[-3000:]}"
-                ) from None
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            proc = stack.enter_context(
+                started(cmd, url, log, env=env, timeout=timeout, ready=lambda s: s < 500, interval=0.2)
+            )
+        except ServiceUnavailableError as exc:
+            raise RuntimeError(f"{exc}\n--- {log} ---\n{log.read_text(errors='replace')[-3000:]}") from None
+        yield proc
 
 
 @contextlib.contextmanager

@@ -111,66 +111,21 @@ def _v2_request(url: str, image: bytes) -> str:
     return f"POST {url}/v2/models/{model}/infer -> {pred.label}{fake}"
 
 
-def _wait_ready(proc: Any, url: str, timeout_s: float, log_path: Path) -> None:
-    """Poll the server's V2 readiness route until it answers 200; fail if it exits or times out."""
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if proc.poll() is not None:
-            raise AidetectError(f"aidetect serve exited with code {proc.returncode}; see {log_path}")
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise AidetectError(f"aidetect serve was not ready in {timeout_s:.0f} s; see {log_path}")
-        time.sleep(0.3)
-
-
 def step_serve(state: DemoState) -> None:
     """Serve the registered model (``aidetect serve``: KServe ModelServer, onnxruntime) on a free loopback
     port, send one Open Inference Protocol v2 request with a demo image, then stop the server."""
-    import os
-    import socket
-    import subprocess
-    import sys
+    from aidetect.serving.client import serving
 
     cfg = load_demo_config()
     if not cfg.serve:
         return
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    log_path = state.workdir / "serve.log"
-    env = {
-        **os.environ,  # the served request goes to the inference log (input to `aidetect drift check`)
+    env = {  # the served request goes to the inference log (input to `aidetect drift check`)
         "AIDETECT_SERVING__INFERENCE_LOG_URI": str(paths.home() / "inference-log"),
         "AIDETECT_SERVING__INFERENCE_LOG_FLUSH_ROWS": "1",
     }
-    serve = ["serve", "--model", state.model_uri, "--http-port", str(port), "--no-grpc", "--workers", "1"]
     image = sorted(Path(state.facts["demo images"]).rglob("*.png"))[0]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "aidetect.cli", *serve],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-        try:
-            _wait_ready(proc, url, cfg.serve_timeout_s, log_path)
-            state.facts["V2 request"] = f"{_v2_request(url, image.read_bytes())} ({image.name})"
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+    with serving(state.model_uri, state.workdir / "serve.log", env=env, timeout=cfg.serve_timeout_s) as url:
+        state.facts["V2 request"] = f"{_v2_request(url, image.read_bytes())} ({image.name})"
     state.facts["serve it yourself"] = f"aidetect serve --model {state.model_uri}"
 
 

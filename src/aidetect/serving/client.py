@@ -1,9 +1,18 @@
-"""A small Open Inference Protocol v2 REST client for encoded images (used by ``aidetect predict``)."""
+"""A small Open Inference Protocol v2 REST client for encoded images (used by ``aidetect predict``), and
+the one way to start a server process and wait until it is ready (the demo, bench and tests use it)."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -116,3 +125,109 @@ def _error_text(r: httpx.Response) -> str:
         return str(r.json().get("error", r.text))
     except ValueError:
         return r.text[:200]
+
+
+# -- a server process: start, wait until ready, stop ----------------------------------------------------
+
+READY_PATH = "/v2/health/ready"
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(
+    url: str,
+    proc: subprocess.Popen | None = None,
+    timeout: float = 120.0,
+    *,
+    log: Path | str | None = None,
+    ready: Callable[[int], bool] = lambda status: status == 200,
+    interval: float = 0.3,
+) -> None:
+    """Poll ``url`` until its status satisfies ``ready``. A process that exits first, or no answer within
+    ``timeout`` seconds, is a :class:`ServiceUnavailableError` naming ``log`` (where the server said why)."""
+    see = f"; see its log {log}" if log else ""
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise ServiceUnavailableError(
+                f"the server exited with code {proc.returncode} before {url} was ready{see}"
+            )
+        try:
+            status = httpx.get(url, timeout=2.0).status_code
+            if ready(status):
+                return
+            last = f"last status {status}"
+        except httpx.HTTPError as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        if time.monotonic() > deadline:
+            raise ServiceUnavailableError(f"{url} was not ready after {timeout:.0f} s ({last}){see}")
+        time.sleep(interval)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    """SIGTERM (the server flushes its inference log and kept images), then SIGKILL after ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def started(
+    cmd: Sequence[str],
+    ready_url: str,
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+    stop_timeout: float = 15.0,
+    ready: Callable[[int], bool] = lambda status: status == 200,
+    interval: float = 0.3,
+) -> Iterator[subprocess.Popen]:
+    """Run ``cmd`` (output to ``log``, environment = ours + ``env``) until ``ready_url`` is ready; yield
+    the process; stop it when the block ends, also when it fails."""
+    log = Path(log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            list(cmd),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,  # a terminal's Ctrl-C reaches only us; the finally below stops it
+        )
+    try:
+        wait_ready(ready_url, proc, timeout, log=log, ready=ready, interval=interval)
+        yield proc
+    finally:
+        stop(proc, stop_timeout)
+
+
+@contextlib.contextmanager
+def serving(
+    model: str,
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+    stop_timeout: float = 15.0,
+    interval: float = 0.3,
+) -> Iterator[str]:
+    """``aidetect serve --model MODEL`` (REST on a free loopback port, no gRPC, one worker) until the block
+    ends; yields its base URL once ``/v2/health/ready`` answers 200."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "aidetect.cli", "serve", "--model", model]
+    cmd += ["--http-port", str(port), "--no-grpc", "--workers", "1"]
+    url = f"http://127.0.0.1:{port}"
+    with started(
+        cmd, url + READY_PATH, log, env=env, timeout=timeout, stop_timeout=stop_timeout, interval=interval
+    ):
+        yield url
