@@ -126,8 +126,7 @@ def main() -> None:
             helpers.write_log(log, model, VERSION, blobs, scorer, ts=now - timedelta(minutes=5))
             cfg.min_rows = min(cfg.min_rows, len(blobs))
             t = time.perf_counter()
-            verdict = run_check(ModelRef(model, VERSION), cfg, reference_uri=str(ref_dir), now=now,
-                                retrain_on_drift=False)  # fmt: skip
+            verdict = run_check(ModelRef(model, VERSION), cfg, reference_uri=str(ref_dir), now=now)
             times.append(time.perf_counter() - t)
             if verdict["drift_detected"]:
                 flagged += 1
@@ -145,8 +144,7 @@ def main() -> None:
     blobs = helpers.read_members(zip_path, (pool * (10_000 // len(pool) + 1))[:10_000])
     helpers.write_log(log, speed_model, VERSION, blobs, scorer, ts=now - timedelta(minutes=5))
     t = time.perf_counter()
-    verdict = run_check(ModelRef(speed_model, VERSION), cfg, reference_uri=str(ref_dir), now=now,
-                        retrain_on_drift=False)  # fmt: skip
+    verdict = run_check(ModelRef(speed_model, VERSION), cfg, reference_uri=str(ref_dir), now=now)
     in_process = time.perf_counter() - t
     assert verdict["rows_current"] == 10_000
     aidetect = str(Path(sys.executable).parent / "aidetect")

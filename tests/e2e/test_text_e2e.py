@@ -110,7 +110,7 @@ def test_text_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     cfg = DriftConfig(
         log_uri=str(log_dir), reports_uri=str(tmp_path / "drift"), min_rows=5, min_reference_rows=10
     )
-    verdict = run_check(ModelRef.parse(f"{NAME}/{info.version}"), cfg, retrain_on_drift=False)
+    verdict = run_check(ModelRef.parse(f"{NAME}/{info.version}"), cfg)  # no retrain callback: none
     assert {f["column"] for f in verdict["features"]} == set(TEXT_FEATURE_COLUMNS)
 
 

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from aidetect import storage
 from aidetect.data.features import FEATURE_COLUMNS
+from aidetect.flows.monitoring import retrainer
 from aidetect.monitoring.check import read_latest, run_check
 from aidetect.monitoring.config import DriftConfig, RetrainConfig
 from aidetect.monitoring.reference import Profile, read_reference, write_reference
@@ -29,7 +30,8 @@ def _frame(n: int, seed: int, shift: float = 0.0) -> pd.DataFrame:
     return df
 
 
-def test_drift_check_reads_and_writes_s3(s3_env: str, tmp_path) -> None:
+def test_drift_check_reads_and_writes_s3(s3_env: str, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("AIDETECT_FEEDBACK__GROW__BEFORE_RETRAIN", "false")  # the launcher as configured
     storage.s3_client().create_bucket(Bucket="drift")
     ref = _frame(400, seed=0)
     profile = Profile("det", "5", "ds1", "val", len(ref), list(FEATURE_COLUMNS), ["probability_fake"], [])
@@ -58,12 +60,15 @@ def test_drift_check_reads_and_writes_s3(s3_env: str, tmp_path) -> None:
             state_uri="s3://drift/state/retrain.json",
         ),
     )
-    verdict = run_check(ModelRef("det", "5"), cfg, reference_uri="s3://drift/references/det/5", now=now)
+    retrain = retrainer("det", "", "", retrain=cfg.retrain)
+    verdict = run_check(
+        ModelRef("det", "5"), cfg, reference_uri="s3://drift/references/det/5", now=now, retrain=retrain
+    )
     assert verdict["drift_detected"] and verdict["rows_current"] == 300
     assert verdict["report_uri"].startswith("s3://drift/reports/det/5/")
     assert storage.read_bytes(verdict["report_uri"]).lstrip().startswith(b"<!DOCTYPE html>")
     assert json.loads(storage.read_bytes(verdict["verdict_uri"]))["drift_detected"] is True
     assert read_latest(cfg, "det")["verdict_uri"] == verdict["verdict_uri"]
-    assert verdict["retrain"]["launched"] and marker.read_text() == "5"
+    assert verdict["retrain"]["action"] == "launched" and marker.read_text() == "5"
     (launch,) = load_launches("s3://drift/state/retrain.json")
     assert launch.verdict_uri == verdict["verdict_uri"]

@@ -63,6 +63,13 @@ def scenario(shared_datasets: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return Scenario(root=root, reference=reference, log=log)
 
 
+@pytest.fixture(autouse=True)
+def _launcher_as_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These scenarios have no dataset to grow: a launch runs the configured launcher on ``data_uri``
+    (growing first is tested in tests/unit/test_drift_retrain.py)."""
+    monkeypatch.setenv("AIDETECT_FEEDBACK__GROW__BEFORE_RETRAIN", "false")
+
+
 def _config(tmp_path: Path, **extra: object) -> Path:
     marker = tmp_path / "retrain-launches.txt"
     launcher = f"open({str(marker)!r}, 'a').write('{{model_name}} {{model_version}}\\n')"
@@ -121,8 +128,8 @@ def test_drift_triggers_retraining_once_within_the_cooldown(scenario: Scenario, 
     config = _config(tmp_path)
     first = _verdict(_check(scenario, config, f"{MODEL}-q30"))
     second = _verdict(_check(scenario, config, f"{MODEL}-q30"))
-    assert first["retrain"]["launched"] is True
-    assert second["drift_detected"] is True and second["retrain"]["launched"] is False
+    assert first["retrain"]["action"] == "launched", first["retrain"]
+    assert second["drift_detected"] is True and second["retrain"]["action"] == "skipped"
     assert "cooldown" in second["retrain"]["reason"]
     # back-to-back checks (often within one second) publish separate reports
     assert first["report_uri"] != second["report_uri"]

@@ -39,7 +39,11 @@ def drift() -> None:
 @click.option("--reference", "reference_uri", help="Use this reference profile instead of the registry's.")
 @click.option("--min-rows", type=int, help="Fewer rows in the window: no verdict (exit 3).")
 @click.option("--pushgateway", "pushgateway_url", help="Push the drift metrics to this Pushgateway URL.")
-@click.option("--no-retrain", is_flag=True, help="Report drift but never launch retraining.")
+@click.option(
+    "--no-retrain",
+    is_flag=True,
+    help="Report drift but never launch retraining (else: grow the dataset with labels, then retrain).",
+)
 @click.option("--fail-on-drift", is_flag=True, help=f"Exit {EXIT_DRIFT} when drift is detected.")
 def check(
     model: str,
@@ -73,7 +77,12 @@ def check(
         ),
     )
     ref = ModelRef.parse(model, default_model_name(cfg))
-    verdict = run_check(ref, cfg, reference_uri=reference_uri, retrain_on_drift=not no_retrain)
+    retrain = None
+    if not no_retrain:  # grows the served model's dataset line first, as the monitoring pipeline does
+        from aidetect.flows.monitoring import retrainer
+
+        retrain = retrainer(ref.name, "", cfg.retrain.data_uri, retrain=cfg.retrain)
+    verdict = run_check(ref, cfg, reference_uri=reference_uri, retrain=retrain)
     click.echo(json.dumps(verdict, indent=2, default=str))
     state = "DRIFT" if verdict["drift_detected"] else "no drift"
     why = "; ".join(verdict["reasons"])
@@ -83,7 +92,7 @@ def check(
         err=True,
     )
     if verdict.get("retrain"):
-        click.echo(f"retrain: {verdict['retrain']['reason']}", err=True)
+        click.echo(f"retrain: {verdict['retrain']['action']}: {verdict['retrain']['reason']}", err=True)
     click.echo(f"report: {verdict['report_uri']}", err=True)
     if fail_on_drift and verdict["drift_detected"]:
         sys.exit(EXIT_DRIFT)

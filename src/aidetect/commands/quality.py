@@ -106,13 +106,10 @@ def check(
     version = q.judged_version(ref.name, ref.ref)
     bundles = q.bundle_at(bundle_uri) if bundle_uri else q.bundle_of_registered(ref.name)
     retrain = None
-    if not no_retrain:
-        from aidetect.flows.monitoring import trigger_retrain
+    if not no_retrain:  # grows the served model's dataset line first, as the monitoring pipeline does
+        from aidetect.flows.monitoring import retrainer
 
-        data_uri = drift_cfg.retrain.data_uri
-
-        def retrain(verdict: dict[str, Any]) -> dict[str, Any]:
-            return trigger_retrain(verdict, ref.name, kfp_host, data_uri, {})
+        retrain = retrainer(ref.name, kfp_host, drift_cfg.retrain.data_uri)
 
     verdict = q.run_check(
         ref.name,

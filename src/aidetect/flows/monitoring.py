@@ -4,28 +4,40 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aidetect.errors import AidetectError
 from aidetect.flows.stores import Stores
 
+if TYPE_CHECKING:
+    from aidetect.monitoring.config import RetrainConfig
+
 
 def drift_check(
-    model_name: str, alias: str, since: str, inference_log: str, stores: Stores
+    model_name: str,
+    alias: str,
+    since: str,
+    inference_log: str,
+    stores: Stores,
+    *,
+    reports_uri: str = "",
 ) -> dict[str, Any]:
     """The drift verdict of ``model_name@alias`` over the last ``since`` (no retraining here: the
-    pipeline's trigger step decides that)."""
+    pipeline's trigger step decides that), published under ``reports_uri`` ("": the config's; a KFP step
+    pod has no ConfigMap environment, and its own disk is gone when it ends)."""
     from aidetect.monitoring.check import run_check
     from aidetect.monitoring.config import load_drift_config
     from aidetect.monitoring.drift import InsufficientDataError
     from aidetect.refs import ModelRef
 
     stores.activate()
-    overrides = {"since": since, "log_uri": inference_log or None, "model_name": model_name}
+    overrides = {"since": since, "log_uri": inference_log or None, "model_name": model_name,
+                 "reports_uri": reports_uri or None}  # fmt: skip
     cfg = load_drift_config(overrides=overrides)
     try:
-        return run_check(ModelRef(model_name, alias), cfg, retrain_on_drift=False)
+        return run_check(ModelRef(model_name, alias), cfg)
     except InsufficientDataError as exc:
         return insufficient_verdict(model_name, str(exc))
 
@@ -102,24 +114,34 @@ def trigger_retrain(
     verdict_uri: str = "",
     *,
     grow_first: bool | None = None,
+    state_uri: str = "",
+    retrain: RetrainConfig | None = None,
 ) -> dict[str, Any]:
     """Start the training pipeline for a drifted or degraded model unless a launch is within the cooldown.
 
     With ``grow.before_retrain`` (or ``grow_first``) the newest version of the served model's line is
     grown with the reviewers' labels first and the run trains on it, warm-started from the served model
-    (``init_from``); too little to grow: no launch, the reason in the result."""
+    (``init_from``); too little to grow: no launch, the reason in the result.
+
+    ``retrain`` (a :class:`~aidetect.monitoring.config.RetrainConfig`, as ``aidetect drift check`` loaded
+    it): its ``command`` template is the launcher, ``{data_uri}`` = what was grown (else ``data_uri``).
+    Without it: ``configs/drift.yaml``'s settings and the training pipeline (local, or submitted to
+    ``kfp_host``) with ``training_arguments``. ``state_uri`` records the launches that hold the cooldown
+    (folder or ``s3://``; "": the settings' own, under ``AIDETECT_HOME``, which a KFP pod loses)."""
     from aidetect import paths
     from aidetect.errors import DataError
     from aidetect.feedback.grow import load_feedback_config
     from aidetect.monitoring.config import load_drift_config
     from aidetect.monitoring.retrain import held, maybe_retrain
 
-    cfg = load_drift_config(overrides={"model_name": model_name})
+    settings = retrain or load_drift_config(overrides={"model_name": model_name}).retrain
+    if state_uri:
+        settings = replace(settings, state_uri=state_uri)
     feedback = load_feedback_config()
     grow = feedback.grow.before_retrain if grow_first is None else grow_first
-    if not data_uri and not grow:
+    if not data_uri and not grow and retrain is None:  # a template may not need {data_uri}
         raise AidetectError("data_uri is empty: retraining needs the labelled data to train on")
-    refused = held(cfg.retrain, model_name)
+    refused = held(settings, model_name)
     if refused is not None:
         return {"action": "skipped", "reason": refused.reason, "cooldown_until": refused.cooldown_until,
                 "launch": asdict(refused.launch) if refused.launch else None}  # fmt: skip
@@ -134,13 +156,16 @@ def trigger_retrain(
                     "launch": None, "grown": None}  # fmt: skip
         data_uri, dataset_version, grown = done.dataset.uri, done.dataset.version_id, done.summary()
     init_from = f"models:/{model_name}/{verdict['model_version']}"  # warm start from the served model
-    arguments = {**training_arguments, "model_name": model_name, "init_from": init_from}
-    retrain_cfg = replace(cfg.retrain, command=retrain_command(kfp_host, data_uri, arguments))
+    if retrain is None:
+        arguments = {**training_arguments, "model_name": model_name, "init_from": init_from}
+        settings = replace(settings, command=retrain_command(kfp_host, data_uri, arguments))
+    else:
+        settings = replace(settings, data_uri=data_uri)
     # Inside a KFP component _KFP_RUNTIME=true makes kfp skip imports the launched `aidetect pipeline`
     # command needs (kfp.compiler then fails on a circular import): the child must not inherit it.
     os.environ.pop("_KFP_RUNTIME", None)
     decision = maybe_retrain(
-        retrain_cfg,
+        settings,
         model_name=model_name,
         model_version=str(verdict["model_version"]),
         dataset_version=dataset_version,
@@ -159,3 +184,15 @@ def trigger_retrain(
         "launch": launch,
         "grown": grown,
     }
+
+
+def retrainer(
+    model_name: str, kfp_host: str, data_uri: str, retrain: RetrainConfig | None = None
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """What a check calls with its verdict when it judged drift or degradation: :func:`trigger_retrain`,
+    growing first, as the monitoring pipeline does (``aidetect drift check`` / ``quality check``)."""
+
+    def start(verdict: dict[str, Any]) -> dict[str, Any]:
+        return trigger_retrain(verdict, model_name, kfp_host, data_uri, {}, retrain=retrain)
+
+    return start

@@ -17,7 +17,8 @@ import json
 import logging
 import tempfile
 import uuid
-from dataclasses import asdict, replace
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,12 @@ from typing import Any
 import pandas as pd
 
 from aidetect import storage
-from aidetect.monitoring import exposition, retrain
+from aidetect.errors import AidetectError
+from aidetect.monitoring import exposition
 from aidetect.monitoring.config import DriftConfig, parse_duration
 from aidetect.monitoring.drift import compare, snapshot_html
 from aidetect.monitoring.reference import Profile, load_reference, read_reference
+from aidetect.monitoring.retrain import last_launch, load_launches, state_uri
 from aidetect.monitoring.window import read_window
 from aidetect.paths import home
 from aidetect.refs import ModelRef
@@ -133,9 +136,13 @@ def run_check(
     *,
     reference_uri: str | None = None,
     now: datetime | None = None,
-    retrain_on_drift: bool = True,
+    retrain: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Run one check and return the published verdict (a JSON-able dict)."""
+    """Run one check and return the published verdict (a JSON-able dict).
+
+    ``retrain(verdict)`` is called for a drifted verdict (``aidetect.flows.monitoring.retrainer``: grow
+    first, then launch within the cooldown) and its answer recorded in it; a launch that fails is
+    recorded too, the verdict still stands."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     reference, profile = resolve_reference(model, reference_uri)
     # the log folder is the model name; an alias resolves to the version the profile was built for
@@ -162,30 +169,21 @@ def run_check(
         },
         "retrain": None,
     }
-    folder = storage.join(reports_uri(cfg), name, version, stamp)
-    if result.drift_detected and retrain_on_drift:
-        decision = retrain.maybe_retrain(
-            cfg.retrain,
-            model_name=name,
-            model_version=version,
-            dataset_version=profile.dataset_version,
-            reasons=result.reasons,
-            verdict_uri=storage.join(folder, VERDICT_FILE),
-            log_dir=str(home() / "monitoring" / "retrain"),
-            now=now,
-        )
-        verdict["retrain"] = {
-            **asdict(decision),
-            "launch": asdict(decision.launch) if decision.launch else None,
-        }
+    # known before publishing: the retrain cites it
+    verdict["verdict_uri"] = storage.join(reports_uri(cfg), name, version, stamp, VERDICT_FILE)
+    if result.drift_detected and retrain is not None:
+        try:
+            verdict["retrain"] = retrain(verdict)
+        except AidetectError as exc:
+            verdict["retrain"] = {"action": "failed", "reason": str(exc)}
     verdict = _publish(verdict, snapshot_html(snapshot), cfg, stamp)
     _export_metrics(result, name, version, cfg, now)
     return verdict
 
 
 def _export_metrics(result: Any, name: str, version: str, cfg: DriftConfig, now: datetime) -> None:
-    launches = retrain.load_launches(retrain.state_uri(cfg.retrain))
-    previous = retrain.last_launch(launches, name)
+    launches = load_launches(state_uri(cfg.retrain))
+    previous = last_launch(launches, name)
     last = datetime.fromisoformat(previous.at).timestamp() if previous else None
     held = sum(1 for x in launches if x.model_name == name and x.status != "failed")
     reg = exposition.drift_registry(
