@@ -92,6 +92,11 @@ class MonitoringDefaults:
     labels_root: str = ""  # the label log; "": configs/feedback.yaml labels.root
     capture_store: str = ""  # the kept images; "": configs/feedback.yaml capture.store_uri
     kfp_host: str = ""
+    # where verdicts and the retrain launch record (the cooldown) live; "": the configs' (AIDETECT_HOME,
+    # which a KFP step pod loses: on a cluster, object storage)
+    drift_reports: str = ""
+    quality_reports: str = ""
+    retrain_state: str = ""
 
 
 @dataclass
