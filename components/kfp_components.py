@@ -188,11 +188,13 @@ def drift_check(
     since: str,
     inference_log: str,
     mlflow_uri: str,
+    reports_uri: str,
     report: Output[HTML],
     verdict: Output[Artifact],
     metrics: Output[Metrics],
 ) -> bool:
-    """Compare the inference log window with the model's reference profile; True when drift is found."""
+    """Compare the inference log window with the model's reference profile (verdict published under
+    ``reports_uri``, "": the config's); True when drift is found."""
     from pathlib import Path
 
     from aidetect import storage
@@ -202,7 +204,8 @@ def drift_check(
     from aidetect.model.lineage import write_json
 
     stores = Stores(tracking_uri=mlflow_uri)
-    found = run_step("drift-check", check, model_name, alias, since, inference_log, stores)
+    found = run_step("drift-check", check, model_name, alias, since, inference_log, stores,
+                     reports_uri=reports_uri)  # fmt: skip
     Path(report.path).parent.mkdir(parents=True, exist_ok=True)
     page = found["report_uri"] and storage.read_bytes(found["report_uri"])
     Path(report.path).write_bytes(page or f"<p>no verdict: {found['reasons'][0]}</p>".encode())
@@ -221,10 +224,12 @@ def quality_check(
     inference_log: str,
     labels_root: str,
     mlflow_uri: str,
+    reports_uri: str,
     verdict: Output[Artifact],
     metrics: Output[Metrics],
 ) -> bool:
-    """Join reviewers' labels with the inference log window; True when the live quality degraded."""
+    """Join reviewers' labels with the inference log window (verdict published under ``reports_uri``,
+    "": the config's); True when the live quality degraded."""
     from aidetect.flows import Stores
     from aidetect.flows.loop import quality_check as check
     from aidetect.flows.steprun import flat_metadata, run_step
@@ -232,7 +237,7 @@ def quality_check(
 
     stores = Stores(tracking_uri=mlflow_uri)
     found = run_step("quality-check", check, model_name, alias, since, inference_log, stores,
-                     labels_root=labels_root)  # fmt: skip
+                     labels_root=labels_root, reports_uri=reports_uri)  # fmt: skip
     write_json(verdict.path, found)
     verdict.metadata.update(flat_metadata({k: found[k] for k in ("status", "degraded", "reasons")}))
     for name, value in found["counts"].items():
@@ -240,13 +245,17 @@ def quality_check(
     return bool(found["degraded"])
 
 
-def decide_retrain(drift: Input[Artifact], quality: Input[Artifact], decision: Output[Artifact]) -> bool:
-    """One verdict from both checks (drift or degradation); True: grow and retrain."""
+def decide_retrain(
+    drift: Input[Artifact], quality: Input[Artifact], scheduled: bool, decision: Output[Artifact]
+) -> bool:
+    """One verdict from both checks (drift or degradation, or ``scheduled``); True: grow and retrain."""
     from aidetect.flows.loop import retrain_decision
     from aidetect.flows.steprun import flat_metadata, run_step
     from aidetect.model.lineage import read_json, write_json
 
-    made = run_step("decide-retrain", retrain_decision, read_json(drift.path), read_json(quality.path))
+    made = run_step(
+        "decide-retrain", retrain_decision, read_json(drift.path), read_json(quality.path), scheduled
+    )
     write_json(decision.path, made)
     decision.metadata.update(flat_metadata(made))
     return bool(made["retrain"])
@@ -284,10 +293,12 @@ def trigger_retrain(
     gate_config: str,
     mlflow_uri: str,
     datasets_root: str,
+    state_uri: str,
     record: Output[Artifact],
 ) -> str:
     """Start the training pipeline on ``train_on`` (warm-started from the served model; a KFP run on a
-    cluster, a local run otherwise) unless in cooldown."""
+    cluster, a local run otherwise) unless in cooldown; launches recorded at ``state_uri`` (object
+    storage on a cluster: the step's pod, and its disk, end with the step)."""
     from aidetect.flows.monitoring import trigger_retrain as trigger
     from aidetect.flows.steprun import flat_metadata, run_step
     from aidetect.model.lineage import read_json, write_json
@@ -309,6 +320,7 @@ def trigger_retrain(
         arguments,
         verdict_uri=verdict.path,
         grow_first=False,  # the grow step did
+        state_uri=state_uri,
     )
     write_json(record.path, result)
     record.metadata.update(flat_metadata(result))

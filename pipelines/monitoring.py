@@ -1,5 +1,9 @@
 """The monitoring pipeline, the loop on a cluster: drift check and live-quality check -> one decision ->
-grow the dataset with reviewers' labels -> start the training pipeline (warm start), within a cooldown."""
+grow the dataset with reviewers' labels -> start the training pipeline (warm start), within a cooldown.
+
+``scheduled=true`` retrains without drift or degradation (the weekly run: the week's labels); the
+verdicts and the launch record (the cooldown) go to ``drift_reports``, ``quality_reports`` and
+``retrain_state``: object storage on a cluster, where each step's pod and its disk end with the step."""
 
 from typing import Any
 
@@ -36,6 +40,10 @@ def build_monitoring_pipeline(cfg: PipelineConfig) -> Any:
         preset: str = t.preset,
         gate_config: str = t.gate_config,
         datasets_root: str = t.datasets_root,
+        drift_reports: str = m.drift_reports,
+        quality_reports: str = m.quality_reports,
+        retrain_state: str = m.retrain_state,
+        scheduled: bool = False,
     ) -> None:
         check = comps.drift_check(
             model_name=model_name,
@@ -43,6 +51,7 @@ def build_monitoring_pipeline(cfg: PipelineConfig) -> Any:
             since=since,
             inference_log=inference_log,
             mlflow_uri=mlflow_uri,
+            reports_uri=drift_reports,
         ).set_display_name("drift-check")
         check.set_caching_options(False)
         quality = comps.quality_check(
@@ -52,10 +61,11 @@ def build_monitoring_pipeline(cfg: PipelineConfig) -> Any:
             inference_log=inference_log,
             labels_root=labels_root,
             mlflow_uri=mlflow_uri,
+            reports_uri=quality_reports,
         ).set_display_name("quality-check")
         quality.set_caching_options(False)
         decide = comps.decide_retrain(
-            drift=check.outputs["verdict"], quality=quality.outputs["verdict"]
+            drift=check.outputs["verdict"], quality=quality.outputs["verdict"], scheduled=scheduled
         ).set_display_name("decide-retrain")
         decide.set_caching_options(False)
         with dsl.If(decide.outputs["Output"] == True, name="retrain-needed"):  # noqa: E712 (KFP condition)
@@ -77,6 +87,7 @@ def build_monitoring_pipeline(cfg: PipelineConfig) -> Any:
                     gate_config=gate_config,
                     mlflow_uri=mlflow_uri,
                     datasets_root=datasets_root,
+                    state_uri=retrain_state,
                 ).set_display_name("trigger-retrain")
                 trigger.set_caching_options(False)
 

@@ -167,10 +167,12 @@ def test_identical_inputs_reuse_the_dataset_and_register_nothing_new(in_trained_
 
 
 def test_monitoring_pipeline_retrains_once_per_cooldown(
-    in_trained_home: Trained, demo_images: Path, monkeypatch: pytest.MonkeyPatch
+    in_trained_home: Trained, demo_images: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """Drifted traffic (JPEG quality 30) for version 1: the monitoring pipeline finds drift and submits the
-    training pipeline to the KFP API once; a second drifted check within the cooldown submits nothing."""
+    training pipeline to the KFP API once; a second drifted check within the cooldown submits nothing.
+    The verdicts and the launch record go where the pipeline's parameters say (object storage on a
+    cluster, where a step's pod loses its disk), not under AIDETECT_HOME."""
     from datetime import UTC, datetime
 
     from aidetect.monitoring.reference import BundleScorer
@@ -189,6 +191,8 @@ def test_monitoring_pipeline_retrains_once_per_cooldown(
         args = ["pipeline", "run", "monitoring", "--local", "--data", "s3://bucket/labelled"]
         args += ["--param", "alias=candidate", "--param", f"inference_log={log_root}"]
         args += ["--param", f"kfp_host={api.url}", "--param", "preset=ci-tiny"]
+        state, reports = tmp_path / "monitoring" / "retrain-state.json", tmp_path / "monitoring" / "drift"
+        args += ["--param", f"retrain_state={state}", "--param", f"drift_reports={reports}"]
         first = CliRunner().invoke(main, args)
         assert first.exit_code == 0, first.output
         second = CliRunner().invoke(main, args)
@@ -204,6 +208,12 @@ def test_monitoring_pipeline_retrains_once_per_cooldown(
     assert second_steps["trigger-retrain"]["parameters"]["Output"] == "skipped"
     assert len(runs) == 1
     assert runs[0].body["runtime_config"]["parameters"]["data_uri"] == "s3://bucket/labelled"
+    (launch,) = json.loads(state.read_text())["launches"]
+    drift_verdict = json.loads(Path(first_steps["drift-check"]["artifacts"]["verdict"]["uri"]).read_text())
+    assert (
+        drift_verdict["verdict_uri"].startswith(str(reports)) and Path(drift_verdict["verdict_uri"]).exists()
+    )
+    assert launch["verdict_uri"] == drift_verdict["verdict_uri"]
 
 
 def test_a_failed_gate_skips_optimize_and_register(

@@ -72,3 +72,29 @@ def test_drift_check_reads_and_writes_s3(s3_env: str, tmp_path, monkeypatch) -> 
     assert verdict["retrain"]["action"] == "launched" and marker.read_text() == "5"
     (launch,) = load_launches("s3://drift/state/retrain.json")
     assert launch.verdict_uri == verdict["verdict_uri"]
+
+
+def test_the_cooldown_outlives_the_pod_when_the_state_is_in_s3(s3_env: str, tmp_path, monkeypatch) -> None:
+    """Two monitoring-pipeline runs are two trigger-retrain pods, each with its own empty disk
+    (AIDETECT_HOME): the launch record in object storage still holds the second run back."""
+    from aidetect.flows.monitoring import trigger_retrain
+    from tests.helpers.kfp_api import fake_kfp_api
+
+    storage.s3_client().create_bucket(Bucket="loop")
+    state = "s3://loop/monitoring/retrain-state.json"
+    verdict = {"model_name": "det", "model_version": "5", "dataset_version": "ds1",
+               "reasons": ["drift: jpeg_quality drifted"], "verdict_uri": "s3://loop/v.json"}  # fmt: skip
+    outcomes = []
+    with fake_kfp_api() as api:
+        for pod in ("pod-1", "pod-2"):
+            monkeypatch.setenv("AIDETECT_HOME", str(tmp_path / pod))
+            out = trigger_retrain(
+                verdict, "det", api.url, "s3://loop/data", {}, grow_first=False, state_uri=state
+            )
+            outcomes.append(out)
+        runs = api.received("POST", "/apis/v2beta1/runs")
+    assert [o["action"] for o in outcomes] == ["launched", "skipped"], outcomes
+    assert "cooldown" in outcomes[1]["reason"] and len(runs) == 1
+    (launch,) = load_launches(state)
+    assert launch.model_name == "det" and launch.status == "succeeded"
+    assert not list(tmp_path.glob("pod-*/monitoring/retrain-state.json")), "nothing kept on the pod's disk"

@@ -186,3 +186,46 @@ def test_a_window_too_small_for_drift_leaves_the_decision_to_live_quality() -> N
     assert degraded["verdict_uri"] == "s3://a/quality.json"
     calm = retrain_decision(quiet, {**LIVE, "status": "ok", "degraded": False, "reasons": []})
     assert not calm["retrain"] and calm["reasons"] == []
+
+
+def test_verdicts_and_the_cooldown_go_where_the_pipeline_is_told(spec: dict) -> None:
+    """A step's pod (and its disk) ends with the step: the reports and the launch record that holds the
+    cooldown reach each step as parameters, so a cluster keeps them in object storage."""
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert {"drift_reports", "quality_reports", "retrain_state"} <= set(params)
+    assert params["scheduled"] == {"defaultValue": False, "isOptional": True, "parameterType": "BOOLEAN"}
+    root = spec["root"]["dag"]["tasks"]
+    given = {
+        task: {n: p.get("componentInputParameter") for n, p in root[task]["inputs"]["parameters"].items()}
+        for task in ("drift-check", "quality-check", "decide-retrain")
+    }
+    assert given["drift-check"]["reports_uri"] == "drift_reports"
+    assert given["quality-check"]["reports_uri"] == "quality_reports"
+    assert given["decide-retrain"]["scheduled"] == "scheduled"
+    # retrain_state reaches trigger-retrain through both conditions
+    assert root["condition-1"]["inputs"]["parameters"]["pipelinechannel--retrain_state"] == {
+        "componentInputParameter": "retrain_state"
+    }
+    (trigger,) = spec["components"]["comp-condition-2"]["dag"]["tasks"].values()
+    assert trigger["inputs"]["parameters"]["state_uri"] == {
+        "componentInputParameter": "pipelinechannel--retrain_state"
+    }
+
+
+def test_a_scheduled_run_retrains_without_an_alarm_on_what_the_served_model_learnt_from() -> None:
+    """The weekly run: both checks quiet (too few rows, too few labels), the decision still retrains,
+    naming the schedule, from the served version and its dataset (the grow step grows that line)."""
+    from aidetect.flows.monitoring import insufficient_verdict
+
+    quiet = insufficient_verdict("m", "the window holds 12 usable rows, fewer than min_rows 200")
+    too_few = {**LIVE, "status": "insufficient", "degraded": False, "reasons": [], "verdict_uri": ""}
+    assert not retrain_decision(quiet, too_few)["retrain"]
+    weekly = retrain_decision(quiet, too_few, scheduled=True)
+    assert weekly["retrain"] and weekly["triggers"] == ["schedule"]
+    assert weekly["reasons"] == ["schedule: periodic retrain on the newest grown version"]
+    assert (weekly["model_version"], weekly["dataset_version"]) == ("3", "ds1")
+    both = retrain_decision(DRIFT, LIVE, scheduled=True)
+    assert (
+        both["triggers"] == ["drift", "degradation", "schedule"]
+        and both["verdict_uri"] == DRIFT["verdict_uri"]
+    )

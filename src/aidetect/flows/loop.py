@@ -16,11 +16,13 @@ from aidetect.errors import AidetectError, DataError
 from aidetect.flows.stores import Stores
 
 
-def feedback_settings(labels_root: str = "", capture_store: str = "", since: str = "") -> Any:
+def feedback_settings(
+    labels_root: str = "", capture_store: str = "", since: str = "", reports_uri: str = ""
+) -> Any:
     """``configs/feedback.yaml`` with the pipeline's parameters over it (empty: the config's value).
 
-    On a cluster a step's pod has no ConfigMap environment: the label log and the capture store come in
-    as pipeline parameters."""
+    On a cluster a step's pod has no ConfigMap environment, and its disk goes with it: the label log,
+    the capture store and where verdicts are published come in as pipeline parameters."""
     from aidetect.feedback.grow import load_feedback_config
 
     overrides: dict[str, Any] = {}
@@ -28,8 +30,9 @@ def feedback_settings(labels_root: str = "", capture_store: str = "", since: str
         overrides["labels"] = {"root": labels_root}
     if capture_store:
         overrides["capture"] = {"store_uri": capture_store}
-    if since:
-        overrides["quality"] = {"since": since}
+    quality = {k: v for k, v in {"since": since, "reports_uri": reports_uri}.items() if v}
+    if quality:
+        overrides["quality"] = quality
     return load_feedback_config(overrides=overrides)
 
 
@@ -41,10 +44,12 @@ def quality_check(
     stores: Stores,
     *,
     labels_root: str = "",
+    reports_uri: str = "",
 ) -> dict[str, Any]:
     """The live-quality verdict of ``model_name@alias`` over the last ``since`` (reviewers' labels joined
-    with the inference log). Too few labels is a verdict too (``status: insufficient``, never degraded);
-    no retraining here: the pipeline's decision step does that."""
+    with the inference log), published under ``reports_uri`` ("": the config's). Too few labels is a
+    verdict too (``status: insufficient``, never degraded); no retraining here: the pipeline's decision
+    step does that."""
     from aidetect import registry
     from aidetect.feedback import quality
     from aidetect.monitoring import check
@@ -58,14 +63,15 @@ def quality_check(
     return quality.run_check(
         model_name,
         str(version),
-        feedback_settings(labels_root=labels_root, since=since),
+        feedback_settings(labels_root=labels_root, since=since, reports_uri=reports_uri),
         log_uri=check.log_uri(drift_cfg),
         bundles=quality.bundle_of_registered(model_name),
     )
 
 
-def retrain_decision(drift: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
-    """One verdict from both checks: retrain when the inputs drifted or the live quality degraded.
+def retrain_decision(drift: dict[str, Any], live: dict[str, Any], scheduled: bool = False) -> dict[str, Any]:
+    """One verdict from both checks: retrain when the inputs drifted or the live quality degraded, or
+    on a schedule (``scheduled``: the weekly run learns from the week's labels without an alarm).
 
     The result carries what :func:`aidetect.flows.monitoring.trigger_retrain` reads (``model_version``,
     ``dataset_version``, ``reasons``, ``verdict_uri``) plus ``retrain`` and ``triggers``. Both checks
@@ -85,6 +91,9 @@ def retrain_decision(drift: dict[str, Any], live: dict[str, Any]) -> dict[str, A
     reasons = [f"drift: {r}" for r in drift.get("reasons", [])] if "drift" in triggers else []
     # live-quality reasons already say "degradation: ..." (aidetect.feedback.quality)
     reasons += list(live.get("reasons", [])) if "degradation" in triggers else []
+    if scheduled:
+        triggers.append("schedule")
+        reasons.append("schedule: periodic retrain on the newest grown version")
     first = drift if "drift" in triggers or not triggers else live
     return {
         "model_name": drift.get("model_name", live.get("model_name", "")),
