@@ -1,7 +1,8 @@
 """The closed loop on a cluster (issue 15): the CronWorkflows in manifests/monitoring that sync the review
-queue, check live quality and submit the KFP monitoring pipeline. Rendered with kustomize, validated
-against Argo's CronWorkflow schema, scanned by checkov, and every command, flag, pipeline parameter,
-bucket URI and IAM prefix they rely on checked against the code, Ansible and Terraform."""
+queue, check live quality and submit the KFP monitoring pipeline (daily, and weekly with scheduled=true).
+Rendered with kustomize, validated against Argo's CronWorkflow schema, scanned by checkov, and every
+command, flag, pipeline parameter, bucket URI and IAM prefix they rely on checked against the code,
+Ansible and Terraform."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from aidetect.gitops import render
 REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "manifests" / "monitoring"
 CHECKOV = REPO / ".venv-infra" / "bin" / "checkov"
-LOOP = ("aidetect-review-sync", "aidetect-quality-check", "aidetect-closed-loop")
+LOOP = ("aidetect-review-sync", "aidetect-quality-check", "aidetect-closed-loop", "aidetect-periodic-retrain")
+SUBMITTERS = ("aidetect-closed-loop", "aidetect-periodic-retrain")  # both submit the monitoring pipeline
 STORAGE_CONFIGMAP = "aidetect-platform-storage"
 VAR = re.compile(r"\$\(([A-Z0-9_]+)\)")
 
@@ -90,7 +92,13 @@ def test_each_workflow_runs_an_aidetect_command_that_exists(loop: dict[str, dict
                 res = CliRunner().invoke(main, [*words[1:], "--help"])
                 assert res.exit_code == 0, f"{words}: {res.output}"
                 seen.append(" ".join(words[1:3]))
-    assert sorted(seen) == ["pipeline submit", "quality check", "review pull", "review push"]
+    assert sorted(seen) == [
+        "pipeline submit",
+        "pipeline submit",
+        "quality check",
+        "review pull",
+        "review push",
+    ]
 
 
 def test_the_quality_check_never_retrains_and_too_few_labels_is_no_failure(loop: dict[str, dict]) -> None:
@@ -102,24 +110,63 @@ def test_the_quality_check_never_retrains_and_too_few_labels_is_no_failure(loop:
     assert argv[argv.index("--pushgateway") + 1].startswith("http://prometheus-pushgateway.")
 
 
-def test_the_closed_loop_submits_the_monitoring_pipeline_with_its_parameters(loop: dict[str, dict]) -> None:
-    (container,) = _containers(loop["aidetect-closed-loop"])
-    argv = _argv(container)
-    assert argv[:4] == ["aidetect", "pipeline", "submit", "monitoring"]
-    compiled = next(yaml.safe_load_all((REPO / "pipelines/compiled/monitoring.yaml").read_text()))
-    params = compiled["root"]["inputDefinitions"]["parameters"]
-    given = {
+def _given(argv: list[str]) -> dict[str, str]:
+    return {
         argv[i + 1].split("=", 1)[0]: argv[i + 1].split("=", 1)[1]
         for i, a in enumerate(argv)
         if a == "--param"
     }
+
+
+@pytest.mark.parametrize("name", SUBMITTERS)
+def test_the_loop_submits_the_monitoring_pipeline_with_its_parameters(
+    loop: dict[str, dict], name: str
+) -> None:
+    (container,) = _containers(loop[name])
+    argv = _argv(container)
+    assert argv[:4] == ["aidetect", "pipeline", "submit", "monitoring"]
+    compiled = next(yaml.safe_load_all((REPO / "pipelines/compiled/monitoring.yaml").read_text()))
+    params = compiled["root"]["inputDefinitions"]["parameters"]
+    given = _given(argv)
     assert set(given) <= set(params), set(given) - set(params)
     assert {"labels_root", "capture_store", "inference_log", "kfp_host", "mlflow_uri"} <= set(given)
     assert given["kfp_host"].startswith("http://ml-pipeline.kubeflow.svc")
     assert "--data" in argv  # the pipeline's only required parameter
+    # a step pod loses its disk: verdicts and the cooldown's launch record go where the checks keep theirs
+    assert given["drift_reports"] == "$(AIDETECT_DRIFT__REPORTS_URI)"
+    assert given["quality_reports"] == "$(AIDETECT_FEEDBACK__QUALITY__REPORTS_URI)"
+    assert given["retrain_state"] == "$(AIDETECT_DRIFT__RETRAIN__STATE_URI)"
     # the monitoring pipeline really has the loop's steps
     steps = {t["taskInfo"]["name"] for t in compiled["root"]["dag"]["tasks"].values()}
     assert {"drift-check", "quality-check", "decide-retrain", "retrain-needed"} <= steps
+
+
+def test_the_weekly_retrain_grows_first_as_the_closed_loop_does(loop: dict[str, dict]) -> None:
+    """Not the fixed labelled/latest: the weekly run is the closed loop with the schedule as its trigger,
+    so it grows the served model's line with the week's labels and trains on that, within the shared
+    cooldown. Its exact command, run against a KFP API, submits that run."""
+    from tests.helpers.kfp_api import fake_kfp_api
+
+    weekly, daily = (
+        _given(_argv(_containers(loop[n])[0])) for n in ("aidetect-periodic-retrain", "aidetect-closed-loop")
+    )
+    assert weekly.pop("scheduled") == "true" and "scheduled" not in daily
+    assert {k: v for k, v in weekly.items() if k != "since"} == {
+        k: v for k, v in daily.items() if k != "since"
+    }
+    (container,) = _containers(loop["aidetect-periodic-retrain"])
+    with fake_kfp_api() as api:
+        argv = [
+            api.url if a.startswith("http://ml-pipeline.") else VAR.sub(r"s3://bucket/\1", a)
+            for a in _argv(container)
+        ]
+        res = CliRunner().invoke(main, argv[1:])
+        assert res.exit_code == 0, res.output
+        (run,) = api.received("POST", "/apis/v2beta1/runs")
+    sent = run.body["runtime_config"]["parameters"]
+    assert sent["scheduled"] is True and sent["data_uri"] == "s3://bucket/AIDETECT_DRIFT__RETRAIN__DATA_URI"
+    assert sent["retrain_state"] == "s3://bucket/AIDETECT_DRIFT__RETRAIN__STATE_URI"
+    assert run.body["pipeline_spec"]["pipelineInfo"]["name"] == "aidetect-monitoring"
 
 
 def test_bucket_uris_come_from_the_storage_configmap_under_prefixes_iam_allows(loop: dict[str, dict]) -> None:
