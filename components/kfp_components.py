@@ -267,10 +267,12 @@ def grow(
     datasets_root: str,
     labels_root: str,
     capture_store: str,
+    state_uri: str,
     train_on: Output[Dataset],
 ) -> bool:
     """Grow the served model's dataset line with the reviewers' labels (or keep ``data_uri`` when growth
-    is off); True when there is something to retrain on. Too few labels: False, the reason in metadata."""
+    is off); True when there is something to retrain on. Within the cooldown recorded at ``state_uri``
+    (asked first: nothing grown) or too few labels: False, the reason in metadata."""
     from aidetect.flows import Stores
     from aidetect.flows.loop import grow_training_data
     from aidetect.flows.steprun import flat_metadata, run_step
@@ -278,7 +280,7 @@ def grow(
 
     stores = Stores(datasets_root=datasets_root)
     made = run_step("grow", grow_training_data, read_json(decision.path), data_uri, stores,
-                    labels_root=labels_root, capture_store=capture_store)  # fmt: skip
+                    labels_root=labels_root, capture_store=capture_store, state_uri=state_uri)  # fmt: skip
     write_json(train_on.path, made)
     train_on.metadata.update(flat_metadata(made))
     return bool(made["launch"])

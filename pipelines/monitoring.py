@@ -75,6 +75,7 @@ def build_monitoring_pipeline(cfg: PipelineConfig) -> Any:
                 datasets_root=datasets_root,
                 labels_root=labels_root,
                 capture_store=capture_store,
+                state_uri=retrain_state,
             ).set_display_name("grow")
             grow.set_caching_options(False)
             with dsl.If(grow.outputs["Output"] == True, name="data-to-train-on"):  # noqa: E712

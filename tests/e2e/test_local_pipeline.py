@@ -205,7 +205,9 @@ def test_monitoring_pipeline_retrains_once_per_cooldown(
     assert first_steps["decide-retrain"]["parameters"]["Output"] is True
     assert "jpeg_quality" in Path(first_steps["drift-check"]["artifacts"]["verdict"]["uri"]).read_text()
     assert first_steps["trigger-retrain"]["parameters"]["Output"] == "launched"
-    assert second_steps["trigger-retrain"]["parameters"]["Output"] == "skipped"
+    # the second run is within the cooldown: asked before growing, so grow says so and nothing launches
+    assert second_steps["grow"]["parameters"]["Output"] is False and "trigger-retrain" not in second_steps
+    assert "cooldown" in second_steps["grow"]["artifacts"]["train_on"]["metadata"]["reason"]
     assert len(runs) == 1
     assert runs[0].body["runtime_config"]["parameters"]["data_uri"] == "s3://bucket/labelled"
     (launch,) = json.loads(state.read_text())["launches"]

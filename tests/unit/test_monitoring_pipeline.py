@@ -3,6 +3,7 @@ its steps call (one verdict from two checks, no retrain without data to learn fr
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,7 @@ def test_both_checks_feed_one_decision_then_grow_then_retrain(spec: dict) -> Non
     assert needed["condition-2"]["taskInfo"]["name"] == "data-to-train-on"
     assert "grow-Output'] == true" in _condition(needed["condition-2"])
     grow_params = needed["grow"]["inputs"]["parameters"]
-    assert {"data_uri", "datasets_root", "labels_root", "capture_store"} <= set(grow_params)
+    assert {"data_uri", "datasets_root", "labels_root", "capture_store", "state_uri"} <= set(grow_params)
 
     (trigger,) = spec["components"]["comp-condition-2"]["dag"]["tasks"].values()
     assert trigger["taskInfo"]["name"] == "trigger-retrain"
@@ -149,8 +150,11 @@ def test_enough_labels_grow_the_served_line_and_retrain_on_it(
 
     from aidetect import flows
     from aidetect.data.demo import generate_demo
+    from aidetect.data.versions import list_versions
     from aidetect.feedback.capture import ImageStore
     from aidetect.feedback.labels import LabelLog, LabelRecord
+    from aidetect.monitoring.config import RetrainConfig
+    from aidetect.monitoring.retrain import maybe_retrain
 
     stores = flows.Stores(datasets_root=str(tmp_path / "datasets"))
     base = flows.ingest(str(generate_demo(tmp_path / "demo", n_per_class=6, size=16)), stores).dataset
@@ -159,6 +163,17 @@ def test_enough_labels_grow_the_served_line_and_retrain_on_it(
     log.append([LabelRecord(store.put(p.read_bytes()), p.parent.name, "label-studio") for p in new])
     monkeypatch.setenv("AIDETECT_FEEDBACK__GROW__MIN_FEEDBACK_ROWS", "5")
     verdict = retrain_decision({**DRIFT, "dataset_version": base.version_id}, LIVE)
+
+    # a launch within the cooldown (the weekly run, yesterday's loop) is asked first: nothing is grown
+    state = str(tmp_path / "state" / "retrain-state.json")
+    held = maybe_retrain(RetrainConfig(command=[sys.executable, "-c", "pass"], state_uri=state),
+                         model_name="m", model_version="3", dataset_version=base.version_id,
+                         reasons=["weekly"], verdict_uri="", log_dir=str(tmp_path / "log"))  # fmt: skip
+    assert held.launched
+    refused = grow_training_data(verdict, "", stores, labels_root=str(tmp_path / "labels"),
+                                 capture_store=str(tmp_path / "captured"), state_uri=state)  # fmt: skip
+    assert refused["launch"] is False and "cooldown" in refused["reason"], refused
+    assert [v["version_id"] for v in list_versions(stores.datasets)] == [base.version_id]
 
     made = grow_training_data(
         verdict,
@@ -207,9 +222,11 @@ def test_verdicts_and_the_cooldown_go_where_the_pipeline_is_told(spec: dict) -> 
         "componentInputParameter": "retrain_state"
     }
     (trigger,) = spec["components"]["comp-condition-2"]["dag"]["tasks"].values()
-    assert trigger["inputs"]["parameters"]["state_uri"] == {
-        "componentInputParameter": "pipelinechannel--retrain_state"
-    }
+    grow = spec["components"]["comp-condition-1"]["dag"]["tasks"]["grow"]
+    for step in (grow, trigger):  # grow asks the cooldown first, trigger-retrain records the launch
+        assert step["inputs"]["parameters"]["state_uri"] == {
+            "componentInputParameter": "pipelinechannel--retrain_state"
+        }
 
 
 def test_a_scheduled_run_retrains_without_an_alarm_on_what_the_served_model_learnt_from() -> None:

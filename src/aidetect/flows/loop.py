@@ -115,14 +115,22 @@ def grow_training_data(
     *,
     labels_root: str = "",
     capture_store: str = "",
+    state_uri: str = "",
 ) -> dict[str, Any]:
     """What the retrain trains on: the served model's dataset line grown with the reviewers' labels
     (``grow.before_retrain``), else ``data_uri`` as given.
 
-    ``launch`` is False, with the reason, when growing finds too little to add (or growth is off and no
-    ``data_uri`` is set): missing data never starts a retrain."""
-    from aidetect.flows.monitoring import grow_for_retrain
+    ``launch`` is False, with the reason, when a launch recorded at ``state_uri`` still holds the
+    cooldown (asked before growing: no version is written that nothing would train on), or growing
+    finds too little to add (or growth is off and no ``data_uri`` is set): missing data never starts a
+    retrain."""
+    from aidetect.flows.monitoring import grow_for_retrain, retrain_settings
+    from aidetect.monitoring.retrain import held
 
+    name = str(verdict.get("model_name", ""))
+    refused = held(retrain_settings(name, state_uri), name)
+    if refused is not None:
+        return {"launch": False, "reason": f"not launched: {refused.reason}"}
     cfg = feedback_settings(labels_root=labels_root, capture_store=capture_store)
     if not cfg.grow.before_retrain:
         if not data_uri:

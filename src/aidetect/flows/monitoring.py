@@ -105,6 +105,17 @@ def grow_for_retrain(verdict: dict[str, Any], stores: Stores, cfg: Any = None) -
     return flows.grow(flows.DatasetRef.resolve(base, stores.datasets_root), stores, cfg=cfg)
 
 
+def retrain_settings(
+    model_name: str, state_uri: str = "", retrain: RetrainConfig | None = None
+) -> RetrainConfig:
+    """The retrain settings a launch obeys (``retrain``, else ``configs/drift.yaml``'s), with the launch
+    record at ``state_uri`` when given: one record, so every path into a launch shares one cooldown."""
+    from aidetect.monitoring.config import load_drift_config
+
+    settings = retrain or load_drift_config(overrides={"model_name": model_name}).retrain
+    return replace(settings, state_uri=state_uri) if state_uri else settings
+
+
 def trigger_retrain(
     verdict: dict[str, Any],
     model_name: str,
@@ -131,12 +142,9 @@ def trigger_retrain(
     from aidetect import paths
     from aidetect.errors import DataError
     from aidetect.feedback.grow import load_feedback_config
-    from aidetect.monitoring.config import load_drift_config
     from aidetect.monitoring.retrain import held, maybe_retrain
 
-    settings = retrain or load_drift_config(overrides={"model_name": model_name}).retrain
-    if state_uri:
-        settings = replace(settings, state_uri=state_uri)
+    settings = retrain_settings(model_name, state_uri, retrain)
     feedback = load_feedback_config()
     grow = feedback.grow.before_retrain if grow_first is None else grow_first
     if not data_uri and not grow and retrain is None:  # a template may not need {data_uri}
