@@ -47,3 +47,20 @@ def test_kept_rescale_changes_the_size_for_every_class_alike() -> None:
 def test_upload_slice_limits_the_side_then_recompresses() -> None:
     out = PERTURBATIONS["upload_1080_q85"](_image(1600, 400))
     assert out.size == (270, 1080) and out.mode == "RGB"
+
+
+def test_clean_epochs_keep_pixels_lossless_until_the_dataset_reaches_them() -> None:
+    from aidetect.model.data import ImageDataset
+    from tests.helpers.serving import jpeg
+
+    cfg = AugmentConfig(hflip=True, jpeg_p=1.0, jpeg_quality=[30, 30], clean_epochs=2)
+    aug = Augmenter(cfg)
+    img = _image(32, 32)
+    flips = {img.tobytes(), img.transpose(Image.Transpose.FLIP_LEFT_RIGHT).tobytes()}
+    ds = ImageDataset([jpeg(32)], np.zeros(1, np.int64), 32, (0.5,) * 3, (0.25,) * 3, aug)
+    for epoch in (0, 1):  # clean epochs: the image or its mirror, bit for bit
+        ds.set_epoch(epoch)
+        rng = np.random.default_rng(epoch)
+        assert all(aug(img, rng).tobytes() in flips for _ in range(8))
+    ds.set_epoch(2)  # from then on the upload transforms apply (JPEG q30 on every image here)
+    assert aug(img, np.random.default_rng(0)).tobytes() not in flips

@@ -91,10 +91,18 @@ _QUARTER_TURNS = (None, Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, I
 
 
 class Augmenter:
-    """Random flips, turns, shifts and robustness transforms; randomness comes from the caller's generator."""
+    """Random flips, turns, shifts and robustness transforms; randomness comes from the caller's generator.
+
+    During the first ``cfg.clean_epochs`` epochs (the dataset passes its epoch through :meth:`set_epoch`)
+    only the lossless flips and quarter turns apply.
+    """
 
     def __init__(self, cfg: AugmentConfig) -> None:
         self.cfg = cfg
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
 
     def __call__(self, img: Image.Image, rng: np.random.Generator) -> Image.Image:
         c = self.cfg
@@ -104,6 +112,8 @@ class Augmenter:
             turn = _QUARTER_TURNS[int(rng.integers(4))]
             if turn is not None:
                 img = img.transpose(turn)
+        if self.epoch < c.clean_epochs:
+            return img
         if c.translate_px:
             limit = min(c.translate_px, min(img.size) - 1)
             dx, dy = (int(v) for v in rng.integers(-limit, limit + 1, size=2))

@@ -51,8 +51,14 @@ class AugmentConfig:
     mask_p: float = 0.0
     mask_ratio: float = 0.2
     mask_patch: int = 16
+    # the first clean_epochs epochs get only the lossless flips/turns: faint generation traces are learnt
+    # on clean pixels first, then made robust (from scratch, JPEG/rescale/blur from the first step kept
+    # a forensic network near chance for many epochs); 0 = every transform from the start
+    clean_epochs: int = 0
 
     def validate(self) -> None:
+        if self.clean_epochs < 0:
+            raise ConfigError(f"augment.clean_epochs: must not be negative, got {self.clean_epochs}")
         for name in ("jpeg_p", "blur_p", "rescale_p", "jitter_p", "rotate_p", "mask_p", "mask_ratio"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"augment.{name}: must be between 0 and 1, got {getattr(self, name)}")

@@ -91,6 +91,9 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        set_transform_epoch = getattr(self.transform, "set_epoch", None)
+        if set_transform_epoch is not None:  # an epoch-dependent transform (Augmenter.clean_epochs)
+            set_transform_epoch(epoch)
 
     def __len__(self) -> int:
         return len(self.images)
