@@ -125,6 +125,9 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
         if self.feedback_repeat < 1:
             raise ConfigError(f"feedback_repeat: must be >= 1, got {self.feedback_repeat}")
+        if self.augment.clean_epochs >= self.epochs:
+            msg = f"augment.clean_epochs ({self.augment.clean_epochs}) must be below epochs ({self.epochs})"
+            raise ConfigError(msg)
         if self.warmup_epochs < 0 or self.early_stopping_patience < 0:
             raise ConfigError("warmup_epochs and early_stopping_patience: must not be negative")
         if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):

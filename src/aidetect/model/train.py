@@ -443,11 +443,14 @@ def train(
                     **{f"val_{k}": v for k, v in val.items()},
                 }
                 loop.history.append(row)
-                if val["f1"] > loop.progress["best_f1"]:
+                # a model that has seen only clean pixels is not the robust model asked for: the clean
+                # epochs neither become the best checkpoint nor count towards early stopping
+                eligible = epoch + 1 > cfg.augment.clean_epochs
+                if eligible and val["f1"] > loop.progress["best_f1"]:
                     loop.progress.update(best_f1=val["f1"], best_epoch=epoch + 1, bad_epochs=0)
                     ckpt_meta = {**meta, "epoch": epoch + 1, "val_f1": val["f1"]}
                     save_checkpoint(str(out / MODEL_FILE), loop.model, ckpt_meta)
-                else:
+                elif eligible:
                     loop.progress["bad_epochs"] += 1
                 loop.save()
                 write_json(out / HISTORY_FILE, {"history": loop.history})
