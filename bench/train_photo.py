@@ -146,33 +146,38 @@ def _held_out(checkpoint: Path, dataset: Any) -> dict[str, Any]:
 FAMILY_SOURCES = {"photos": ("coco", "imagenet", "diffusiondb"), "faces": ("ffhq", "stylegan2")}
 
 
-def _by_family(checkpoint: Path, dataset: Any) -> dict[str, Any]:
-    """Test AUC within each family (real and fake from one pipeline; faces: the same content too), clean
-    and under every robustness slice: a cue that dies under one JPEG re-encode of both classes is a
-    compression shortcut, not a generation trace."""
+def _within_families(probs: Any, test: Any, rule: Any) -> dict[str, Any]:
+    """AUC and accuracy (at ``rule``'s threshold) of ``probs`` within each family of ``test``: real and
+    fake from one pipeline (faces: the same content too), so a content difference cannot carry them."""
     import numpy as np
 
+    from aidetect.model.metrics import classification_metrics
+
+    origin = test.rows["origin"].astype(str).to_numpy()
+    out = {}
+    for fam, members in FAMILY_SOURCES.items():
+        idx = np.nonzero(np.isin(origin, members))[0]
+        m = classification_metrics(probs[idx], test.targets[idx], rule)
+        out[fam] = {"n": len(idx), "auc": round(m["roc_auc"], 4), "accuracy": round(m["accuracy"], 4)}
+    return out
+
+
+def _by_family(checkpoint: Path, dataset: Any) -> dict[str, Any]:
+    """Test AUC within each family, clean and under every robustness slice: a cue that dies under one
+    JPEG re-encode of both classes is a compression shortcut, not a generation trace."""
     from aidetect.decision import DecisionSpec
     from aidetect.model.checkpoint import load_checkpoint
     from aidetect.model.config import PERTURBATION_NAMES
     from aidetect.model.data import load_split
     from aidetect.model.evaluate import predict
-    from aidetect.model.metrics import classification_metrics
 
     model, meta = load_checkpoint(str(checkpoint))
     test = load_split(dataset.open(), "test")
     rule = DecisionSpec.from_meta(meta)
-    origin = test.rows["origin"].astype(str).to_numpy()
-    out: dict[str, Any] = {}
-    for pert in (None, *PERTURBATION_NAMES):
-        probs = predict(model, meta, test, 64, pert)
-        row = {}
-        for fam, members in FAMILY_SOURCES.items():
-            idx = np.nonzero(np.isin(origin, members))[0]
-            m = classification_metrics(probs[idx], test.targets[idx], rule)
-            row[fam] = {"n": len(idx), "auc": round(m["roc_auc"], 4), "accuracy": round(m["accuracy"], 4)}
-        out[pert or "clean"] = row
-    return out
+    return {
+        pert or "clean": _within_families(predict(model, meta, test, 64, pert), test, rule)
+        for pert in (None, *PERTURBATION_NAMES)
+    }
 
 
 def _cost(main_dir: Path, dataset: Any) -> dict[str, Any]:
@@ -203,16 +208,7 @@ def _cost(main_dir: Path, dataset: Any) -> dict[str, Any]:
         pre = {**meta["preprocess"], "max_crops": n, "grid": 2 if n > 1 else 1}
         probs = predict(model, {**meta, "preprocess": pre}, test, 64)
         m = classification_metrics(probs, test.targets, rule)
-        origin = test.rows["origin"].astype(str).to_numpy()
-        family_auc = {}  # real vs fake within one family: same pipeline; faces also the same content
-        for fam, members in FAMILY_SOURCES.items():
-            idx = np.nonzero(np.isin(origin, members))[0]
-            fm = classification_metrics(probs[idx], test.targets[idx], rule)
-            family_auc[fam] = {
-                "n": len(idx),
-                "auc": round(fm["roc_auc"], 4),
-                "accuracy": round(fm["accuracy"], 4),
-            }
+        family_auc = _within_families(probs, test, rule)
         spec = crops.PreprocessSpec.from_meta({"preprocess": pre, "input_size": meta["input_size"]})
         times = []
         for data in jpegs * 2:
