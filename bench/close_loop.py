@@ -142,6 +142,7 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--feedback-repeat", type=int, default=20)
+    p.add_argument("--distill", type=float, default=1.0, help="weight of keeping the base model's outputs")
     p.add_argument("--max-train-images", type=int, default=20000, help="base images per epoch (0: all)")
     p.add_argument("--gates", help="gates YAML (default configs/gates.yaml)")
     p.add_argument("--alias", default="", help="alias for the registered challenger (default: none)")
@@ -239,6 +240,7 @@ def main() -> int:
             "epochs": args.epochs,
             "lr": args.lr,
             "feedback_repeat": args.feedback_repeat,
+            "distill": args.distill,
             "max_train_images": args.max_train_images,
             "warmup_epochs": 0.0,
             "early_stopping_patience": 0,
@@ -303,7 +305,8 @@ def main() -> int:
         },
         "registered": registered,
         "settings": {
-            k: getattr(args, k) for k in ("epochs", "lr", "feedback_repeat", "max_train_images", "seed")
+            k: getattr(args, k)
+            for k in ("epochs", "lr", "feedback_repeat", "distill", "max_train_images", "seed")
         },
     }
     (out / "close_loop.json").write_text(json.dumps(result, indent=2, default=str))

@@ -106,6 +106,10 @@ class TrainConfig:
     # a grown version (provenance column): each reviewer-labelled train image counts this many times per
     # epoch, and max_train_images never cuts them (a few hundred new images among 80k would not be learnt)
     feedback_repeat: int = 1
+    # warm-started runs: weight of a loss that keeps the warm-start model's outputs on the base (not
+    # reviewer-labelled) rows, so learning the new images does not unlearn the old (aidetect.model.retain)
+    distill: float = 1.0
+    distill_temperature: float = 2.0
     max_val_images: int = 0
     progress: bool = True
     track: bool = True  # log to MLflow
@@ -125,6 +129,11 @@ class TrainConfig:
             raise ConfigError(f"label_smoothing: must be in [0, 1), got {self.label_smoothing}")
         if self.feedback_repeat < 1:
             raise ConfigError(f"feedback_repeat: must be >= 1, got {self.feedback_repeat}")
+        if self.distill < 0 or not self.distill_temperature > 0:
+            raise ConfigError(
+                f"distill must not be negative ({self.distill}) and distill_temperature must be positive "
+                f"({self.distill_temperature})"
+            )
         if self.augment.clean_epochs >= self.epochs:
             msg = f"augment.clean_epochs ({self.augment.clean_epochs}) must be below epochs ({self.epochs})"
             raise ConfigError(msg)

@@ -39,6 +39,7 @@ from aidetect.model.inference import autocast, predict_images
 from aidetect.model.lineage import git_commit, read_json, write_json
 from aidetect.model.metrics import classification_metrics
 from aidetect.model.networks import build_model, count_parameters, with_flip_average
+from aidetect.model.retain import Flagged, base_rows, distillation_loss, make_teacher
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,37 @@ def _with_feedback(train_set: SplitData, cfg: TrainConfig) -> SplitData:
     )
 
 
+def _mismatch(meta: dict[str, Any], cfg: TrainConfig, labels: list[str]) -> list[str]:
+    """How a checkpoint's network differs from the one ``cfg`` trains (empty: its weights can be used)."""
+    wanted = {"arch": cfg.arch, "input_size": cfg.input_size, "labels": labels}
+    wanted |= {"mean": list(cfg.mean), "std": list(cfg.std)}
+    return [f"{k} {meta.get(k)!r} != {v!r}" for k, v in wanted.items() if meta.get(k) != v]
+
+
+def _teacher(init_from: str, cfg: TrainConfig, labels: list[str], device: torch.device) -> nn.Module | None:
+    """The warm-start model, frozen, whose outputs on the base rows the student keeps (``cfg.distill``);
+    ``None`` where its network differs (then there is no warm start either). Read from ``init_from``
+    itself, so a resumed run distils towards the same model."""
+    from aidetect.model.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(init_from)
+    differ = _mismatch(ckpt["meta"], cfg, labels)
+    model = build_model(cfg.arch, len(labels), cfg.input_size)
+    if not differ:
+        try:
+            model.load_state_dict(ckpt["state_dict"])
+        except RuntimeError as exc:
+            differ = [f"weights do not fit: {str(exc)[:160]}"]
+    if differ:
+        log.warning("no distillation from %s: %s", init_from, "; ".join(differ))
+        return None
+    model = model.to(device)
+    if uses_channels_last(device, cfg):
+        model = model.to(memory_format=torch.channels_last)
+    log.info("distilling towards %s on the base rows (weight %g)", init_from, cfg.distill)
+    return make_teacher(model)
+
+
 def warm_start(model: nn.Module, init_from: str, cfg: TrainConfig, labels: list[str]) -> dict[str, Any]:
     """Load ``init_from``'s weights into ``model`` when it is the same network on the same inputs and
     classes; otherwise train from scratch, and say so. Returns what happened (kept in the run)."""
@@ -233,9 +265,7 @@ def warm_start(model: nn.Module, init_from: str, cfg: TrainConfig, labels: list[
 
     ckpt = read_checkpoint(init_from)
     meta = ckpt["meta"]
-    wanted = {"arch": cfg.arch, "input_size": cfg.input_size, "labels": labels}
-    wanted |= {"mean": list(cfg.mean), "std": list(cfg.std)}
-    differ = [f"{k} {meta.get(k)!r} != {v!r}" for k, v in wanted.items() if meta.get(k) != v]
+    differ = _mismatch(meta, cfg, labels)
     if not differ:
         try:
             unwrap(model).load_state_dict(ckpt["state_dict"])
@@ -400,7 +430,7 @@ def train(
             },
         )
     augment = Augmenter(cfg.augment)
-    train_ds = ImageDataset(
+    train_ds: Any = ImageDataset(
         train_set.images,
         train_set.targets,
         cfg.input_size,
@@ -410,6 +440,9 @@ def train(
         cfg.seed,
         preprocess=cfg.preprocess,
     )
+    teacher = _teacher(init_from, cfg, labels, device) if init_from and cfg.distill > 0 else None
+    if teacher is not None:
+        train_ds = Flagged(train_ds, base_rows(train_set.rows))
     # an ordered loader with its own generator (see predict_loader); crops models are validated on
     # their crop grids, aggregated as served
     val_loader = predict_loader(
@@ -429,7 +462,7 @@ def train(
     try:
         for epoch in range(loop.progress["epoch"], cfg.epochs):
             t0 = time.monotonic()
-            train_loss = _run_epoch(cfg, loop, train_ds, loss_fn, device, d, epoch)
+            train_loss = _run_epoch(cfg, loop, train_ds, loss_fn, device, d, epoch, teacher)
             stop = False
             loop.progress.update(epoch=epoch + 1, step=0)
             if d.main:
@@ -499,13 +532,15 @@ def _broadcast_flag(flag: bool, d: _Dist, device: torch.device) -> bool:
 def _run_epoch(
     cfg: TrainConfig,
     loop: _Loop,
-    ds: ImageDataset,
+    ds: ImageDataset | Flagged,
     loss_fn: nn.Module,
     device: torch.device,
     d: _Dist,
     epoch: int,
+    teacher: nn.Module | None = None,
 ) -> float:
-    """One epoch (from the saved step when resuming inside it); returns the mean training loss."""
+    """One epoch (from the saved step when resuming inside it); returns the mean training loss. With a
+    ``teacher``, the items carry a distil flag and the loss adds ``cfg.distill`` x the distillation term."""
     from tqdm import tqdm
 
     ds.set_epoch(epoch)
@@ -529,12 +564,18 @@ def _run_epoch(
         mininterval=5.0,
         leave=False,
     )
-    for step, (x, y) in enumerate(loader, start=start_step):
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+    for step, batch in enumerate(loader, start=start_step):
+        x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast(device, use_amp):
-            loss = loss_fn(loop.model(x).float(), y)
+            logits = loop.model(x)
+            loss = loss_fn(logits.float(), y)
+            if teacher is not None:
+                with torch.no_grad():
+                    kept = teacher(x)
+                mask = batch[2].to(device)
+                loss = loss + cfg.distill * distillation_loss(logits, kept, mask, cfg.distill_temperature)
         finite = torch.isfinite(loss.detach()).float()
         if d.world > 1:
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
