@@ -32,8 +32,7 @@ from serving_load import Target, build_model_files, closed_loop, drain, start, s
 from aidetect.config import load  # noqa: E402
 from aidetect.paths import shared_datasets  # noqa: E402
 from aidetect.provenance import VerdictConfig, read_provenance  # noqa: E402
-from aidetect.serving.client import build_image_request  # noqa: E402
-from tests.helpers.servers import free_port  # noqa: E402
+from aidetect.serving.client import build_image_request, free_port  # noqa: E402
 
 OUTPUTS = ("probabilities", "label", "verdict", "verdict_reasons", "provenance")
 

@@ -23,8 +23,8 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from aidetect.serving.client import free_port  # noqa: E402
 from bench.serving_load import Target, closed_loop, drain, open_loop, run_scenario, start, stop  # noqa: E402
-from tests.helpers.servers import free_port  # noqa: E402
 
 DATA = REPO.parent / "shared" / "datasets" / "ai-text-l2r.parquet"
 

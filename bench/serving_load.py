@@ -37,8 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from aidetect.paths import shared_datasets  # noqa: E402
-from aidetect.serving.client import build_image_request  # noqa: E402
-from tests.helpers.servers import free_port, wait_http  # noqa: E402
+from aidetect.serving.client import build_image_request, free_port, wait_ready  # noqa: E402
 
 
 @dataclass
@@ -278,7 +277,7 @@ def build_model_files(work: Path, arch: str, input_size: int, checkpoint: str | 
 def start(cmd: list[str], url: str, log: Path, env: dict[str, str]) -> subprocess.Popen:
     fh = open(log, "wb")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **env})
-    wait_http(url, timeout=180, proc=proc)
+    wait_ready(url, proc, 180, log=log, ready=lambda status: status < 500)
     return proc
 
 

@@ -46,8 +46,7 @@ sys.path.insert(0, str(BENCH))
 
 from serving_load import build_model_files, load_payloads  # noqa: E402
 
-from aidetect.serving.client import build_image_request  # noqa: E402
-from tests.helpers.servers import free_port, wait_http  # noqa: E402
+from aidetect.serving.client import build_image_request, free_port, wait_ready  # noqa: E402
 
 MODEL, TOKEN, BUCKET = "detector", "soak-token", "soak"
 S3_ENV = {"AWS_ACCESS_KEY_ID": "soak", "AWS_SECRET_ACCESS_KEY": "soak", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -437,7 +436,7 @@ def main() -> None:
         with open(serve_log, "wb") as fh:
             server = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
         try:
-            wait_http(f"{url}/v2/health/ready", timeout=180, proc=server)
+            wait_ready(f"{url}/v2/health/ready", server, 180, log=serve_log)
             warm, _ = asyncio.run(closed_loop(url, valid, 4, 3.0))
             mix = [pick(i) for i in range(600)]  # the soak's own mix: hostile requests cost more
             probed, saturated = asyncio.run(closed_loop(url, mix, args.concurrency, args.probe))
