@@ -135,6 +135,22 @@ def test_slice_groups_by_content_source_and_resolution() -> None:
     assert "source" not in no_origin  # no information, no slice
 
 
+def test_in_a_grown_version_the_fairness_families_group_the_base_rows_only() -> None:
+    rows = pd.DataFrame(
+        {
+            "content_class": ["cat", "dog", None, None, "cat"],
+            "origin": ["cifake", "cifake", "fb-1", "fb-1", "cifake"],
+            "width": [32, 32, 512, 512, 32],
+            "height": [32, 32, 512, 512, 32],
+            "provenance": ["base", "base", "feedback", "feedback", "base"],
+        }
+    )
+    groups = group_indices(rows, SlicesConfig())
+    assert {k: v.tolist() for k, v in groups["content_class"].items()} == {"cat": [0, 4], "dog": [1]}
+    assert set(groups["source"]) == {"cifake"} and set(groups["resolution"]) == {"<=64px"}
+    assert {k: v.tolist() for k, v in groups["provenance"].items()} == {"base": [0, 1, 4], "feedback": [2, 3]}
+
+
 # ------------------------------------------------------------------ gates
 
 

@@ -46,12 +46,22 @@ def group_labels(rows: pd.DataFrame, family: str, edges: list[int]) -> pd.Series
 
 
 def group_indices(rows: pd.DataFrame, cfg: SlicesConfig) -> dict[str, dict[str, np.ndarray]]:
-    """``{family: {value: row positions}}`` for every configured group family present in the data."""
+    """``{family: {value: row positions}}`` for every configured group family present in the data.
+
+    In a grown version every family but ``provenance`` groups the base rows only. The reviewer-labelled
+    images are another domain with no CIFAR content class: in the fairness families they became an
+    ``unknown`` class, a source and a resolution of their own, and the gap checks compared them with,
+    say, the frogs of the base data. They are judged as the ``provenance=feedback`` group instead, by
+    the feedback gate (a floor, and no regression against the champion on exactly those images).
+    """
     out: dict[str, dict[str, np.ndarray]] = {}
+    base = np.nonzero(rows["provenance"].to_numpy() != "feedback")[0] if "provenance" in rows else None
+    everything = np.arange(len(rows))
     for family in cfg.groups:
         values = group_labels(rows, family, cfg.resolution_edges)
         if values is None:
             continue
         arr = values.to_numpy()
-        out[family] = {str(v): np.nonzero(arr == v)[0] for v in sorted(set(arr))}
+        pos = everything if family == "provenance" or base is None else base
+        out[family] = {str(v): pos[arr[pos] == v] for v in sorted(set(arr[pos]))}
     return out
