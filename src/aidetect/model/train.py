@@ -430,7 +430,7 @@ def train(
             },
         )
     augment = Augmenter(cfg.augment)
-    train_ds: Any = ImageDataset(
+    train_ds: ImageDataset | Flagged = ImageDataset(
         train_set.images,
         train_set.targets,
         cfg.input_size,
