@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from aidetect import flows
-from aidetect.data import imaging
 from aidetect.data.demo import generate_demo
 from aidetect.model.checkpoint import load_checkpoint
 from aidetect.model.config import load_train_config
 from aidetect.model.data import load_split
+from aidetect.model.evaluate import predict
 from aidetect.model.train import _teacher
 
 STEP = {"epochs": 1, "batch_size": 8, "track": False, "lr": 0.005}
@@ -42,12 +42,7 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> tuple[flows.DatasetRef
 
 def _fake_probs(model_path: Path, dataset: flows.DatasetRef) -> np.ndarray:
     model, meta = load_checkpoint(str(model_path))
-
-    images = load_split(dataset.open(), "train").images
-    mean, std = meta["mean"], meta["std"]
-    x = np.stack([imaging.to_model_input(imaging.decode_rgb(b), 32, mean, std) for b in images])
-    with torch.no_grad():
-        return torch.softmax(model(torch.from_numpy(x)), 1)[:, 1].numpy()
+    return predict(model, meta, load_split(dataset.open(), "train"), 64)[:, 1]
 
 
 def test_distillation_keeps_the_outputs_of_the_warm_start_model(
