@@ -130,6 +130,14 @@ def base_train_config(name: str, version: str, fallback_preset: str) -> dict[str
         return asdict(load_train_config(fallback_preset))
 
 
+# a dual challenger (aidetect.model.networks.DualNet): 256 px native crops, thumbnails enlarged into them;
+# up to 4 crops per image (a 512 px upload seen whole)
+DUAL = {
+    "input_size": 256,
+    "preprocess": {"mode": "crops", "crop": 256, "grid": 2, "max_crops": 4, "enlarge": True},
+}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--base-model", required=True, help="models:/<name>/<version> in the configured registry")
@@ -148,6 +156,13 @@ def main() -> int:
     p.add_argument("--alias", default="", help="alias for the registered challenger (default: none)")
     p.add_argument("--cifake-max", type=int, default=0, help="CIFAKE test images measured (0: all)")
     p.add_argument("--preset", default="cifake-cpu", help="when the base run kept no config.json")
+    p.add_argument(
+        "--arch",
+        default="",
+        help="the challenger's network (default: the base's); dual_s: the base as the thumbnail branch "
+        "of a dual network with a native-resolution branch (see DUAL)",
+    )
+    p.add_argument("--clean-epochs", type=int, default=0, help="epochs of flips only before augmenting")
     args = p.parse_args()
     if args.home:
         os.environ["AIDETECT_HOME"] = str(Path(args.home).resolve())
@@ -248,6 +263,10 @@ def main() -> int:
             "track": True,
             "checkpoint_every_steps": 0,
         }
+        if args.arch:
+            overrides |= {"arch": args.arch, **(DUAL if args.arch.startswith("dual") else {})}
+        if args.clean_epochs:
+            overrides["augment"] = {**overrides.get("augment", {}), "clean_epochs": args.clean_epochs}
         model, trained = flows.train(
             grown.dataset, stores, out / "train", overrides=overrides, init_from=base_uri
         )
@@ -306,7 +325,7 @@ def main() -> int:
         "registered": registered,
         "settings": {
             k: getattr(args, k)
-            for k in ("epochs", "lr", "feedback_repeat", "distill", "max_train_images", "seed")
+            for k in ("epochs", "lr", "feedback_repeat", "distill", "max_train_images", "seed", "arch", "clean_epochs")
         },
     }
     (out / "close_loop.json").write_text(json.dumps(result, indent=2, default=str))

@@ -11,7 +11,9 @@ folds the ``K`` crop probabilities back into one row per image with :func:`aggre
 ``crops``: the image at its native resolution (generation traces live in the highest frequencies,
 which resizing erases). Inference takes a deterministic grid of ``S x S`` crops (at most ``grid`` per
 side, at most ``max_crops`` in all, offsets on the 8 px JPEG/upsampling grid); training takes one random
-crop (:func:`random_crop`). Sides shorter than a crop are padded (mirrored), never up-scaled. Cost is
+crop (:func:`random_crop`). Sides shorter than a crop are padded (mirrored); with ``enlarge`` a thumbnail
+is first enlarged by nearest neighbour by a power of two (:func:`enlarged`), which adds no pixel detail
+(a dual network recognises it: ``aidetect.model.networks.native_detail``). Cost is
 bounded whatever the image: at most ``max_crops`` crops of ``S x S`` each, copied crop by crop (the
 full image is never copied), and a JPEG with a side above ``max_side`` is decoded at a reduced DCT
 scale (memory guard; such an image is then seen down-scaled).
@@ -48,6 +50,9 @@ class PreprocessSpec:
     # with the highest fake score (the decision rule's fake score); the decision is then taken on it
     aggregate: str = "mean"
     max_side: int = 4096  # JPEGs with a longer side are decoded at 1/2, 1/4 or 1/8 scale
+    # enlarge images shorter than a crop by nearest neighbour (x2, x4, ...: see enlarged), for dual
+    # networks whose thumbnail branch averages the crop back down; off: mirrored padding only
+    enlarge: bool = False
 
     def validate(self) -> None:
         if self.mode not in MODES:
@@ -59,6 +64,8 @@ class PreprocessSpec:
             raise ConfigError(f"preprocess.crop: 0 or a positive multiple of {ALIGN}, got {self.crop}")
         if not 1 <= self.grid <= 16 or not 1 <= self.max_crops <= 64:
             raise ConfigError("preprocess.grid (1..16) / preprocess.max_crops (1..64): out of range")
+        if self.enlarge and not self.crops:
+            raise ConfigError("preprocess.enlarge: only with mode crops")
         if self.max_side < 256:
             raise ConfigError(f"preprocess.max_side: at least 256, got {self.max_side}")
 
@@ -135,6 +142,23 @@ def crop_boxes(width: int, height: int, spec: PreprocessSpec) -> list[tuple[int,
     return [(x, y, min(x + crop, width), min(y + crop, height)) for y in ys for x in xs]
 
 
+ENLARGE_MAX_SIDE = 4  # an enlarged image's longer side stays within 4 crops (memory bound)
+
+
+def enlarged(img: Image.Image, spec: PreprocessSpec) -> Image.Image:
+    """``img`` enlarged by nearest neighbour by the smallest power of two that brings its shorter side
+    to the crop (bounded: the longer side stays within :data:`ENLARGE_MAX_SIDE` crops), when ``spec``
+    asks for it; any image at least a crop on its shorter side is returned as it is."""
+    if not spec.enlarge or min(img.size) >= spec.crop:
+        return img
+    factor = 1
+    while min(img.size) * factor < spec.crop and max(img.size) * factor * 2 <= ENLARGE_MAX_SIDE * spec.crop:
+        factor *= 2
+    if factor == 1:
+        return img
+    return img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
+
+
 def _padded(region: Image.Image, crop: int) -> np.ndarray:
     """uint8 ``[crop, crop, 3]``: the region, mirrored outwards where it is smaller than the crop."""
     a = np.asarray(region.convert("RGB") if region.mode != "RGB" else region, dtype=np.uint8)
@@ -146,6 +170,7 @@ def _padded(region: Image.Image, crop: int) -> np.ndarray:
 
 def grid_crops(img: Image.Image, spec: PreprocessSpec) -> np.ndarray:
     """uint8 ``[K, S, S, 3]``: the image's crop grid (:func:`crop_boxes`), each copied on its own."""
+    img = enlarged(img, spec)
     return np.stack([_padded(img.crop(box), spec.crop) for box in crop_boxes(img.width, img.height, spec)])
 
 

@@ -108,7 +108,7 @@ class ImageDataset(torch.utils.data.Dataset):
             x = crops.model_inputs(img, pre, self.input_size, self.mean, self.std)
             return torch.from_numpy(x), i
         if pre.crops:
-            x = normalize(crops.random_crop(img, pre.crop, rng), self.mean, self.std)
+            x = normalize(crops.random_crop(crops.enlarged(img, pre), pre.crop, rng), self.mean, self.std)
         else:
             x = crops.model_inputs(img, pre, self.input_size, self.mean, self.std)[0]
         return torch.from_numpy(x), int(self.targets[i])

@@ -182,6 +182,58 @@ _FORENSIC: dict[str, tuple[int, tuple[int, ...], tuple[int, ...]]] = {
 }
 
 
+# dual variants: (thumbnail net, its input size, native-resolution forensic net). See DualNet.
+_DUAL: dict[str, tuple[str, int, str]] = {
+    "dual_s": ("compact_l", 32, "forensic_s"),
+}
+
+
+def native_detail(x: torch.Tensor, tol: float = 1e-6) -> torch.Tensor:
+    """bool ``[N]``: rows that carry pixel detail finer than a 2x nearest-neighbour enlargement.
+
+    An image the preprocessing enlarged (``PreprocessSpec.enlarge``: a thumbnail) is piecewise constant on
+    2x2 cells, so its neighbouring-pixel residual is exactly zero; any camera or generator output is not.
+    """
+    up = nn.functional.interpolate(x[:, :, ::2, ::2], scale_factor=2.0, mode="nearest")
+    return (x - up).abs().amax(dim=(1, 2, 3)) > tol
+
+
+class DualNet(nn.Module):
+    """A thumbnail branch and a native-resolution branch, summed in logit space, routed by the input.
+
+    - ``thumb``: a small-image net (e.g. the CIFAKE model) on the input area-averaged to ``thumb_size``.
+      For a thumbnail that the preprocessing enlarged by nearest neighbour to the crop, the average
+      recovers the original pixels exactly, so a warm-started thumbnail branch answers as its source did.
+    - ``native``: a :class:`ForensicNet` on the crop's native pixels, added only for rows with
+      :func:`native_detail`; an enlarged thumbnail has no native pixels to judge, and gets nothing from it.
+
+    So one model serves 32 px thumbnails and 512 px+ uploads, and the native branch can be trained from a
+    few hundred full-size labelled uploads while the thumbnail branch keeps what it knew (the closed loop).
+    """
+
+    def __init__(
+        self, num_classes: int, input_size: int, thumb_arch: str, thumb_size: int, native: str
+    ) -> None:
+        super().__init__()
+        if input_size % thumb_size or (input_size // thumb_size) & (input_size // thumb_size - 1):
+            raise ConfigError(f"input_size: {input_size} must be {thumb_size} px times a power of two")
+        self.factor = input_size // thumb_size
+        self.thumb = build_model(thumb_arch, num_classes, thumb_size)
+        self.native = build_model(native, num_classes, input_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        small = nn.functional.avg_pool2d(x, self.factor) if self.factor > 1 else x
+        logits = self.thumb(small)
+        detail = native_detail(x)
+        if torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling() or torch.jit.is_tracing():
+            # a static graph: the native branch on every row, masked (same numbers as below)
+            return logits + self.native(x) * detail[:, None].to(logits.dtype)
+        idx = detail.nonzero().squeeze(1)
+        if len(idx) == 0:
+            return logits
+        return logits.index_add(0, idx, self.native(x[idx]).to(logits.dtype))
+
+
 class FlipAveraged(nn.Module):
     """Averages the logits of each image and its mirror image, in one pass over a doubled batch.
 
@@ -214,12 +266,12 @@ def _torchvision_model(arch: str, num_classes: int) -> nn.Module:
 
 def available_archs() -> list[str]:
     """Every name ``build_model`` accepts."""
-    return sorted(_COMPACT) + sorted(_FORENSIC) + list(TORCHVISION_ARCHS)
+    return sorted(_COMPACT) + sorted(_FORENSIC) + sorted(_DUAL) + list(TORCHVISION_ARCHS)
 
 
 def check_arch(arch: str, field: str = "arch") -> None:
     """Raise :class:`ConfigError` naming ``field`` when ``arch`` is unknown."""
-    if arch not in _COMPACT and arch not in _FORENSIC and arch not in TORCHVISION_ARCHS:
+    if arch not in available_archs():
         raise ConfigError(f"{field}: unknown model {arch!r} (known: {', '.join(available_archs())})")
 
 
@@ -261,11 +313,18 @@ def build_model(arch: str, num_classes: int, input_size: int, weights: str | Non
             raise ConfigError(f"input_size: {arch} needs a multiple of 8 px, got {input_size}")
         f_stem, f_widths, f_blocks = _FORENSIC[arch]
         model = ForensicNet(num_classes, f_stem, f_widths, f_blocks)
+    elif arch in _DUAL:
+        model = DualNet(num_classes, input_size, *_DUAL[arch])
     else:
         model = _torchvision_model(arch, num_classes)
     if weights:
         load_weights(model, weights)
     return model
+
+
+def thumbnail_of(arch: str) -> tuple[str, int] | None:
+    """``(thumbnail arch, its input size)`` of a dual network, else ``None`` (warm starts use it)."""
+    return (_DUAL[arch][0], _DUAL[arch][1]) if arch in _DUAL else None
 
 
 def count_parameters(model: nn.Module) -> int:

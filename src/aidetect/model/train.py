@@ -29,6 +29,7 @@ import torch.distributed as dist
 from torch import nn
 
 from aidetect import storage
+from aidetect.data.crops import PreprocessSpec
 from aidetect.decision import DecisionSpec
 from aidetect.errors import AidetectError, DataError
 from aidetect.model.augment import Augmenter
@@ -38,7 +39,7 @@ from aidetect.model.data import ImageDataset, SplitData, epoch_batches, load_spl
 from aidetect.model.inference import autocast, predict_images
 from aidetect.model.lineage import git_commit, read_json, write_json
 from aidetect.model.metrics import classification_metrics
-from aidetect.model.networks import build_model, count_parameters, with_flip_average
+from aidetect.model.networks import build_model, count_parameters, thumbnail_of, with_flip_average
 from aidetect.model.retain import Flagged, base_rows, distillation_loss, make_teacher
 
 log = logging.getLogger(__name__)
@@ -227,11 +228,31 @@ def _with_feedback(train_set: SplitData, cfg: TrainConfig) -> SplitData:
     )
 
 
-def _mismatch(meta: dict[str, Any], cfg: TrainConfig, labels: list[str]) -> list[str]:
-    """How a checkpoint's network differs from the one ``cfg`` trains (empty: its weights can be used)."""
-    wanted = {"arch": cfg.arch, "input_size": cfg.input_size, "labels": labels}
+def _differences(
+    meta: dict[str, Any], arch: str, size: int, cfg: TrainConfig, labels: list[str]
+) -> list[str]:
+    wanted = {"arch": arch, "input_size": size, "labels": labels}
     wanted |= {"mean": list(cfg.mean), "std": list(cfg.std)}
     return [f"{k} {meta.get(k)!r} != {v!r}" for k, v in wanted.items() if meta.get(k) != v]
+
+
+def _fit(meta: dict[str, Any], cfg: TrainConfig, labels: list[str]) -> tuple[str, list[str]]:
+    """Where a checkpoint's weights go in the network ``cfg`` trains: ``""`` (all of it) or ``"thumb"``
+    (the thumbnail branch of a dual network, from a resize-mode model of that branch's arch and size),
+    and how it differs when it fits nowhere (empty: its weights can be used)."""
+    whole = _differences(meta, cfg.arch, cfg.input_size, cfg, labels)
+    thumb = thumbnail_of(cfg.arch)
+    if not whole or thumb is None:
+        return "", whole
+    part = _differences(meta, thumb[0], thumb[1], cfg, labels)
+    if PreprocessSpec.from_meta(meta).crops:
+        part.append("preprocess crops != resize")
+    return ("thumb", []) if not part else ("", whole)
+
+
+def _target(model: nn.Module, where: str) -> nn.Module:
+    net = unwrap(model)
+    return getattr(net, where) if where else net
 
 
 def _teacher(init_from: str, cfg: TrainConfig, labels: list[str], device: torch.device) -> nn.Module | None:
@@ -241,16 +262,19 @@ def _teacher(init_from: str, cfg: TrainConfig, labels: list[str], device: torch.
     from aidetect.model.checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(init_from)
-    differ = _mismatch(ckpt["meta"], cfg, labels)
-    model = build_model(cfg.arch, len(labels), cfg.input_size)
-    if not differ:
+    where, differ = _fit(ckpt["meta"], cfg, labels)
+    meta = ckpt["meta"]
+    model = None if differ else build_model(meta["arch"], len(labels), int(meta["input_size"]))
+    if model is not None:
         try:
             model.load_state_dict(ckpt["state_dict"])
         except RuntimeError as exc:
             differ = [f"weights do not fit: {str(exc)[:160]}"]
-    if differ:
+    if differ or model is None:
         log.warning("no distillation from %s: %s", init_from, "; ".join(differ))
         return None
+    if where:  # the thumbnail model sees the crop averaged down, as the dual network's branch does
+        model = nn.Sequential(nn.AvgPool2d(cfg.input_size // int(meta["input_size"])), model)
     model = model.to(device)
     if uses_channels_last(device, cfg):
         model = model.to(memory_format=torch.channels_last)
@@ -265,21 +289,26 @@ def warm_start(model: nn.Module, init_from: str, cfg: TrainConfig, labels: list[
 
     ckpt = read_checkpoint(init_from)
     meta = ckpt["meta"]
-    differ = _mismatch(meta, cfg, labels)
+    where, differ = _fit(meta, cfg, labels)
     if not differ:
         try:
-            unwrap(model).load_state_dict(ckpt["state_dict"])
+            _target(model, where).load_state_dict(ckpt["state_dict"])
         except RuntimeError as exc:
             differ = [f"weights do not fit: {str(exc)[:160]}"]
     if differ:
         log.warning("not warm-starting from %s (%s): training from scratch", init_from, "; ".join(differ))
         return {"init_from": init_from, "warm_start": False, "warm_start_refused": "; ".join(differ)}
     log.info(
-        "warm start: weights of %s (%s, trained on %s)", init_from, meta["arch"], meta.get("dataset_version")
+        "warm start: weights of %s (%s, trained on %s)%s",
+        init_from,
+        meta["arch"],
+        meta.get("dataset_version"),
+        f" into the {where} branch" if where else "",
     )
     return {
         "init_from": init_from,
         "warm_start": True,
+        "warm_start_into": where or "all",
         "init_dataset_version": meta.get("dataset_version", ""),
     }
 
