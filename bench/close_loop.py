@@ -138,6 +138,9 @@ DUAL = {
 }
 
 
+SETTINGS = ("epochs", "lr", "feedback_repeat", "distill", "max_train_images", "seed", "arch", "clean_epochs")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--base-model", required=True, help="models:/<name>/<version> in the configured registry")
@@ -323,10 +326,7 @@ def main() -> int:
             for g, m in prov.items()
         },
         "registered": registered,
-        "settings": {
-            k: getattr(args, k)
-            for k in ("epochs", "lr", "feedback_repeat", "distill", "max_train_images", "seed", "arch", "clean_epochs")
-        },
+        "settings": {k: getattr(args, k) for k in SETTINGS},
     }
     (out / "close_loop.json").write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps(result, default=str))

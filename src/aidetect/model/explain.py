@@ -25,6 +25,7 @@ from torch import nn
 from aidetect.data import crops, imaging
 from aidetect.data.crops import PreprocessSpec
 from aidetect.decision import DecisionSpec
+from aidetect.model.networks import DualNet, native_detail
 
 VIEW_SIZE = 256  # the overlay is enlarged to at least this many pixels per side
 MAX_INSTANCES = 16
@@ -50,8 +51,12 @@ class Explanation:
         return out
 
 
-def last_conv(model: nn.Module) -> nn.Module:
-    """The last 2-D convolution: Grad-CAM's usual target layer."""
+def last_conv(model: nn.Module, x: torch.Tensor | None = None) -> nn.Module:
+    """The last 2-D convolution: Grad-CAM's usual target layer. In a dual network, that of the branch
+    that judges ``x``: the native one for an input with pixel detail of its own, else the thumbnail one."""
+    dual = next((m for m in model.modules() if isinstance(m, DualNet)), None)
+    if dual is not None and x is not None:
+        model = dual.native if bool(native_detail(x).any()) else dual.thumb
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         raise ValueError("Grad-CAM needs a convolutional network")
@@ -64,7 +69,7 @@ def grad_cam(
     """(heatmap [S,S] in [0,1], probabilities [C]) for one input ``x`` [1,3,S,S].
 
     Without ``target`` the heatmap explains the class the decision ``rule`` answers (argmax without one)."""
-    layer = last_conv(model)
+    layer = last_conv(model, x)
     store: dict[str, torch.Tensor] = {}
 
     def hook(_m: nn.Module, _i: Any, out: torch.Tensor) -> None:
