@@ -73,19 +73,35 @@ def score(url: str, images: list[bytes], batch: int = 32) -> tuple[list[float], 
     return scores, labels
 
 
+def crops_per_image(bundle_uri: str) -> int:
+    """The most crops one image costs the served bundle (the server bounds crops per request)."""
+    from aidetect.serving.bundle import BUNDLE_FILE, BundleSpec
+
+    path = Path(bundle_uri) / BUNDLE_FILE
+    if not path.exists():  # a registered version: resize models of record
+        return 1
+    spec = BundleSpec.from_json(path.read_text()).preprocess_spec
+    return spec.max_crops if spec.crops else 1
+
+
 def measure(
-    url: str, domain: list[tuple[bytes, str]], cifake: list[tuple[bytes, str]], real: str
+    url: str,
+    domain: list[tuple[bytes, str]],
+    cifake: list[tuple[bytes, str]],
+    real: str,
+    per_image: int = 1,
 ) -> dict[str, float]:
-    """AUC and accuracy on the unlabelled domain images, accuracy on the CIFAKE test split."""
+    """AUC and accuracy on the unlabelled domain images, accuracy on the CIFAKE test split.
+    ``per_image``: crops per image, so a request stays within the server's crop budget (64)."""
     from sklearn.metrics import roc_auc_score
 
     out: dict[str, float] = {}
-    s, pred = score(url, [d for d, _ in domain])
+    s, pred = score(url, [d for d, _ in domain], batch=max(1, 32 // per_image))
     truth = [t for _, t in domain]
     is_fake = [int(t != real) for t in truth]
     out["domain_auc"] = round(float(roc_auc_score(is_fake, s)), 4) if len(set(is_fake)) == 2 else float("nan")
     out["domain_accuracy"] = round(sum(p == t for p, t in zip(pred, truth, strict=True)) / len(truth), 4)
-    _, pred = score(url, [d for d, _ in cifake], batch=64)  # the serving default max_batch
+    _, pred = score(url, [d for d, _ in cifake], batch=max(1, 64 // per_image))  # serving max_batch
     truth = [t for _, t in cifake]
     out["cifake_accuracy"] = round(sum(p == t for p, t in zip(pred, truth, strict=True)) / len(truth), 4)
     return out
@@ -290,7 +306,7 @@ def main() -> int:
         with clock.stage("serve"):
             url = stack.enter_context(serving(bundle.uri, out / "serve-after.log", env))
         with clock.stage("measure_after"):
-            after = measure(url, unlabelled, cifake, real)
+            after = measure(url, unlabelled, cifake, real, crops_per_image(bundle.uri))
 
     report = ev.report
     prov = report["slices"].get("provenance", {})
