@@ -146,15 +146,19 @@ def base_train_config(name: str, version: str, fallback_preset: str) -> dict[str
         return asdict(load_train_config(fallback_preset))
 
 
-# a dual challenger (aidetect.model.networks.DualNet): 256 px native crops, thumbnails enlarged into them;
-# up to 4 crops per image (a 512 px upload seen whole)
-DUAL = {
-    "input_size": 256,
-    "preprocess": {"mode": "crops", "crop": 256, "grid": 2, "max_crops": 4, "enlarge": True},
-}
+# the retrain recipe of a challenger of the base model's own network (tuned in bench/README.md);
+# with --challenger-preset the preset's values are used instead, a flag given on the command line wins
+RECIPE = {"epochs": 6, "lr": 1e-3, "feedback_repeat": 40, "distill": 1.0, "max_train_images": 15000}
+SETTINGS = (*RECIPE, "seed", "challenger_preset")
 
 
-SETTINGS = ("epochs", "lr", "feedback_repeat", "distill", "max_train_images", "seed", "arch", "clean_epochs")
+def challenger_config(preset: str) -> dict[str, Any]:
+    """A preset's training config (``configs/presets/<preset>.yaml`` over ``configs/train.yaml``)."""
+    from dataclasses import asdict
+
+    from aidetect.model.config import load_train_config
+
+    return asdict(load_train_config(preset))
 
 
 def main() -> int:
@@ -166,22 +170,21 @@ def main() -> int:
     p.add_argument("--home", help="AIDETECT_HOME holding the registry and datasets (default: the env's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rate", type=float, default=20.0, help="traffic: requests per second")
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--feedback-repeat", type=int, default=40)
-    p.add_argument("--distill", type=float, default=1.0, help="weight of keeping the base model's outputs")
-    p.add_argument("--max-train-images", type=int, default=15000, help="base images per epoch (0: all)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--feedback-repeat", type=int)
+    p.add_argument("--distill", type=float, help="weight of keeping the base model's outputs")
+    p.add_argument("--max-train-images", type=int, help="base images per epoch (0: all)")
     p.add_argument("--gates", help="gates YAML (default configs/gates.yaml)")
     p.add_argument("--alias", default="", help="alias for the registered challenger (default: none)")
     p.add_argument("--cifake-max", type=int, default=0, help="CIFAKE test images measured (0: all)")
     p.add_argument("--preset", default="cifake-cpu", help="when the base run kept no config.json")
     p.add_argument(
-        "--arch",
+        "--challenger-preset",
         default="",
-        help="the challenger's network (default: the base's); dual_s: the base as the thumbnail branch "
-        "of a dual network with a native-resolution branch (see DUAL)",
+        help="train the challenger with this preset (e.g. dual-loop: the base model becomes the thumbnail "
+        "branch of a dual network) instead of the base model's own training config",
     )
-    p.add_argument("--clean-epochs", type=int, default=0, help="epochs of flips only before augmenting")
     args = p.parse_args()
     if args.home:
         os.environ["AIDETECT_HOME"] = str(Path(args.home).resolve())
@@ -268,24 +271,23 @@ def main() -> int:
         )
 
     with clock.stage("retrain"):
-        train_cfg = base_train_config(ref.name, info.version, args.preset)
+        if args.challenger_preset:
+            train_cfg, recipe = challenger_config(args.challenger_preset), {}
+        else:
+            train_cfg, recipe = base_train_config(ref.name, info.version, args.preset), dict(RECIPE)
+        for k in RECIPE:  # the recipe actually used, recorded in settings
+            given = getattr(args, k)
+            recipe[k] = given if given is not None else recipe.get(k, train_cfg[k])
+            setattr(args, k, recipe[k])
         overrides = {
             **train_cfg,
-            "epochs": args.epochs,
-            "lr": args.lr,
-            "feedback_repeat": args.feedback_repeat,
-            "distill": args.distill,
-            "max_train_images": args.max_train_images,
+            **recipe,
             "warmup_epochs": 0.0,
             "early_stopping_patience": 0,
             "progress": False,
             "track": True,
             "checkpoint_every_steps": 0,
         }
-        if args.arch:
-            overrides |= {"arch": args.arch, **(DUAL if args.arch.startswith("dual") else {})}
-        if args.clean_epochs:
-            overrides["augment"] = {**overrides.get("augment", {}), "clean_epochs": args.clean_epochs}
         model, trained = flows.train(
             grown.dataset, stores, out / "train", overrides=overrides, init_from=base_uri
         )

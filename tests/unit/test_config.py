@@ -62,3 +62,23 @@ def test_bad_environment_values_name_the_field(monkeypatch: pytest.MonkeyPatch, 
 def _yaml(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+def _presets() -> list[str]:
+    from aidetect.model.config import available_presets
+
+    return available_presets()
+
+
+@pytest.mark.parametrize("preset", _presets())
+def test_every_shipped_training_preset_loads_and_its_network_answers(preset: str) -> None:
+    import torch
+
+    from aidetect.model.config import load_train_config
+    from aidetect.model.networks import build_model
+
+    cfg = load_train_config(preset)
+    cfg.preprocess.resolved(cfg.input_size)
+    net = build_model(cfg.arch, 2, cfg.input_size).eval()
+    with torch.no_grad():
+        assert net(torch.zeros(1, 3, cfg.input_size, cfg.input_size)).shape == (1, 2)
