@@ -84,7 +84,14 @@ class PreprocessSpec:
         return spec
 
     def to_meta(self) -> dict[str, Any]:
-        return {"mode": "resize"} if not self.crops else asdict(self)
+        """The ``preprocess`` entry; ``enlarge`` only when on, so a server that predates it still reads
+        every bundle that does not need it."""
+        if not self.crops:
+            return {"mode": "resize"}
+        meta = asdict(self)
+        if not self.enlarge:
+            del meta["enlarge"]
+        return meta
 
     @classmethod
     def from_meta(cls, meta: dict[str, Any]) -> PreprocessSpec:
