@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack, contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -141,24 +142,12 @@ def base_train_config(name: str, version: str, fallback_preset: str) -> dict[str
             f"[close-loop] no config.json in run {info.run_id} ({exc}); preset {fallback_preset}",
             file=sys.stderr,
         )
-        from dataclasses import asdict
-
         return asdict(load_train_config(fallback_preset))
 
 
 # the retrain recipe of a challenger of the base model's own network (tuned in bench/README.md);
 # with --challenger-preset the preset's values are used instead, a flag given on the command line wins
 RECIPE = {"epochs": 6, "lr": 1e-3, "feedback_repeat": 40, "distill": 1.0, "max_train_images": 15000}
-SETTINGS = (*RECIPE, "seed", "challenger_preset")
-
-
-def challenger_config(preset: str) -> dict[str, Any]:
-    """A preset's training config (``configs/presets/<preset>.yaml`` over ``configs/train.yaml``)."""
-    from dataclasses import asdict
-
-    from aidetect.model.config import load_train_config
-
-    return asdict(load_train_config(preset))
 
 
 def main() -> int:
@@ -271,14 +260,16 @@ def main() -> int:
         )
 
     with clock.stage("retrain"):
-        if args.challenger_preset:
-            train_cfg, recipe = challenger_config(args.challenger_preset), {}
+        from aidetect.model.config import load_train_config
+
+        defaults: dict[str, Any]
+        if args.challenger_preset:  # configs/presets/<preset>.yaml over configs/train.yaml
+            train_cfg, defaults = asdict(load_train_config(args.challenger_preset)), {}
         else:
-            train_cfg, recipe = base_train_config(ref.name, info.version, args.preset), dict(RECIPE)
-        for k in RECIPE:  # the recipe actually used, recorded in settings
-            given = getattr(args, k)
-            recipe[k] = given if given is not None else recipe.get(k, train_cfg[k])
-            setattr(args, k, recipe[k])
+            train_cfg, defaults = base_train_config(ref.name, info.version, args.preset), RECIPE
+        # the recipe used (recorded in settings): a flag given wins, then the defaults, then the config
+        given = {k: getattr(args, k) for k in RECIPE}
+        recipe = {k: v if v is not None else defaults.get(k, train_cfg[k]) for k, v in given.items()}
         overrides = {
             **train_cfg,
             **recipe,
@@ -344,7 +335,7 @@ def main() -> int:
             for g, m in prov.items()
         },
         "registered": registered,
-        "settings": {k: getattr(args, k) for k in SETTINGS},
+        "settings": {**recipe, "seed": args.seed, "challenger_preset": args.challenger_preset},
     }
     (out / "close_loop.json").write_text(json.dumps(result, indent=2, default=str))
     print(json.dumps(result, default=str))

@@ -262,15 +262,15 @@ def _teacher(init_from: str, cfg: TrainConfig, labels: list[str], device: torch.
     from aidetect.model.checkpoint import read_checkpoint
 
     ckpt = read_checkpoint(init_from)
-    where, differ = _fit(ckpt["meta"], cfg, labels)
     meta = ckpt["meta"]
-    model = None if differ else build_model(meta["arch"], len(labels), int(meta["input_size"]))
-    if model is not None:
+    where, differ = _fit(meta, cfg, labels)
+    if not differ:  # built only then: a checkpoint of another network may name an arch unknown here
+        model = build_model(meta["arch"], len(labels), int(meta["input_size"]))
         try:
             model.load_state_dict(ckpt["state_dict"])
         except RuntimeError as exc:
             differ = [f"weights do not fit: {str(exc)[:160]}"]
-    if differ or model is None:
+    if differ:
         log.warning("no distillation from %s: %s", init_from, "; ".join(differ))
         return None
     if where:  # the thumbnail model sees the crop averaged down, as the dual network's branch does
