@@ -110,7 +110,7 @@ class TrainConfig:
     # reviewer-labelled) rows, so learning the new images does not unlearn the old (aidetect.model.retain)
     distill: float = 1.0
     distill_temperature: float = 2.0
-    max_val_images: int = 0
+    max_val_images: int = 0  # cap on the base val rows; a grown version's feedback val rows are all kept
     progress: bool = True
     track: bool = True  # log to MLflow
     experiment: str = "aidetect"

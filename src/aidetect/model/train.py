@@ -202,8 +202,8 @@ def _open_data(data: Any, cfg: TrainConfig) -> tuple[str, DecisionSpec, SplitDat
         from aidetect.data.versions import open_version
 
         data = open_version(data)
-    train_set = _with_feedback(load_split(data, "train"), cfg)
-    val_set = load_split(data, "val").head(cfg.max_val_images)
+    train_set = _with_feedback(load_split(data, "train"), cfg.max_train_images, cfg.feedback_repeat)
+    val_set = _with_feedback(load_split(data, "val"), cfg.max_val_images, 1)
     if len(train_set) == 0:
         raise DataError(f"dataset version {data.version_id} has no train images")
     if len(val_set) == 0:
@@ -211,20 +211,23 @@ def _open_data(data: Any, cfg: TrainConfig) -> tuple[str, DecisionSpec, SplitDat
     return data.version_id, DecisionSpec.from_meta(data.meta), train_set, val_set
 
 
-def _with_feedback(train_set: SplitData, cfg: TrainConfig) -> SplitData:
-    """The epoch's training rows: a grown version's reviewer-labelled images all kept (``max_train_images``
-    caps the base's) and repeated ``feedback_repeat`` times; any other version: the plain cap."""
-    rows = train_set.rows
+def _with_feedback(split: SplitData, cap: int, repeat: int) -> SplitData:
+    """A split's rows for training or validation: a grown version's reviewer-labelled images all kept
+    (``cap`` limits the base's) and repeated ``repeat`` times; any other version: the plain cap.
+
+    The feedback rows are the few hundred that say how the new domain is learnt; cutting them with the
+    base rows would leave an epoch (or the checkpoint choice) blind to it."""
+    rows = split.rows
     if "provenance" not in rows or not (rows["provenance"] == "feedback").any():
-        return train_set.head(cfg.max_train_images)
+        return split.head(cap)
     fb = (rows["provenance"] == "feedback").to_numpy()
     base_idx, fb_idx = np.nonzero(~fb)[0], np.nonzero(fb)[0]
-    if cfg.max_train_images and len(base_idx) > cfg.max_train_images:
-        base_idx = base_idx[np.linspace(0, len(base_idx) - 1, cfg.max_train_images).round().astype(int)]
-    idx = np.concatenate([base_idx, np.tile(fb_idx, cfg.feedback_repeat)])
-    log.info("training on %d base + %d feedback images x %d", len(base_idx), len(fb_idx), cfg.feedback_repeat)
+    if cap and len(base_idx) > cap:
+        base_idx = base_idx[np.linspace(0, len(base_idx) - 1, cap).round().astype(int)]
+    idx = np.concatenate([base_idx, np.tile(fb_idx, repeat)])
+    log.info("%d base + %d feedback images x %d", len(base_idx), len(fb_idx), repeat)
     return SplitData(
-        [train_set.images[i] for i in idx], train_set.targets[idx], rows.iloc[idx].reset_index(drop=True)
+        [split.images[i] for i in idx], split.targets[idx], rows.iloc[idx].reset_index(drop=True)
     )
 
 
