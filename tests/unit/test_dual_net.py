@@ -99,6 +99,31 @@ def test_the_exported_graph_answers_as_the_torch_network(net: DualNet, tmp_path:
     assert got.shape == (5, 2) and np.allclose(got, want, atol=1e-4)
 
 
+def test_int8_quantization_of_the_dual_graph_leaves_the_working_directory_clean(
+    net: DualNet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """onnxruntime's symbolic shape inference gives up on the routed graph and dumps its partial model into
+    the working directory; the quantizer falls back to onnx shape inference, and nothing is left behind."""
+    import onnxruntime as ort
+
+    from aidetect.model.optimize import export_onnx, quantize_int8
+
+    rng = np.random.default_rng(5)
+    calib = np.concatenate(
+        [crops.model_inputs(_image(rng, 512, 512), SPEC, 256, MEAN, STD) for _ in range(2)]
+    )
+    src = export_onnx(net, 256, tmp_path / "dual.onnx")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    dst = quantize_int8(src, tmp_path / "int8.onnx", calib, batch=4)
+    assert list(work.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "dual.onnx", "int8.onnx"]
+    sess = ort.InferenceSession(str(dst), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {sess.get_inputs()[0].name: calib})[0]
+    assert got.shape == (8, 2) and np.isfinite(got).all()
+
+
 def test_a_dual_network_is_sized_in_powers_of_two_of_its_thumbnail() -> None:
     assert thumbnail_of("dual_s") == ("compact_l", 32) and thumbnail_of("compact_l") is None
     with pytest.raises(ConfigError, match="power of two"):

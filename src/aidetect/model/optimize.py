@@ -10,6 +10,7 @@ checkpoint's ``preprocess``, copied into ``bundle.json``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import statistics
 import tempfile
@@ -130,19 +131,36 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray, batch: int = 16
             chunk = next(self._it, None)
             return None if chunk is None else {INPUT_NAME: chunk}
 
-    prepped = dst.with_suffix(".prep.onnx")
-    quant_pre_process(str(src), str(prepped), skip_symbolic_shape=False)
-    quantize_static(
-        str(prepped),
-        str(dst),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        per_channel=True,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-    )
-    prepped.unlink(missing_ok=True)
+    prepped = dst.resolve().with_suffix(".prep.onnx")
+    try:
+        _prepare_for_quantization(quant_pre_process, src.resolve(), prepped)
+        quantize_static(
+            str(prepped),
+            str(dst),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+    finally:
+        prepped.unlink(missing_ok=True)
     return dst
+
+
+def _prepare_for_quantization(pre_process: Any, src: Path, prepped: Path) -> None:
+    """onnxruntime's pre-processing (shape inference, graph optimisation) of ``src`` into ``prepped``.
+
+    Its symbolic shape inference gives up on some graphs (the dual network's routed branches) and then
+    saves its partial model into the *working directory*: it runs in a scratch directory, and on that
+    failure the pre-processing runs again with onnx's own shape inference only, which such graphs pass.
+    """
+    with tempfile.TemporaryDirectory(prefix="aidetect-quant-") as scratch, contextlib.chdir(scratch):
+        try:
+            pre_process(str(src), str(prepped), skip_symbolic_shape=False)
+        except Exception as exc:  # onnxruntime raises a bare Exception("Incomplete symbolic shape inference")
+            log.info("int8: symbolic shape inference failed (%s); using onnx shape inference only", exc)
+            pre_process(str(src), str(prepped), skip_symbolic_shape=True)
 
 
 def torch_probabilities(model: nn.Module, x: np.ndarray, batch: int = 64) -> np.ndarray:
