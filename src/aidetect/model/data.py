@@ -40,10 +40,18 @@ class SplitData:
         """A deterministic, class-balanced-ish subset of at most ``n`` images (every k-th row)."""
         if n <= 0 or n >= len(self):
             return self
-        idx = np.linspace(0, len(self) - 1, n).round().astype(int)
+        return self.take(spread(len(self), n))
+
+    def take(self, idx: np.ndarray) -> SplitData:
+        """The rows at ``idx`` (repeats allowed), images, targets and rows kept aligned."""
         return SplitData(
             [self.images[i] for i in idx], self.targets[idx], self.rows.iloc[idx].reset_index(drop=True)
         )
+
+
+def spread(n: int, k: int) -> np.ndarray:
+    """``k`` indices spread evenly over ``range(n)``, first and last included (``k <= n``)."""
+    return np.linspace(0, n - 1, k).round().astype(int)
 
 
 def targets_for(rows: pd.DataFrame, labels: Sequence[str]) -> np.ndarray:

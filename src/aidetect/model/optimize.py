@@ -119,7 +119,6 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray, batch: int = 16
     activations times s8 weights; s8 activations (S8S8) measured 2.3x slower here for compact_l.
     """
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
@@ -133,7 +132,7 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray, batch: int = 16
 
     prepped = dst.resolve().with_suffix(".prep.onnx")
     try:
-        _prepare_for_quantization(quant_pre_process, src.resolve(), prepped)
+        _prepare_for_quantization(src.resolve(), prepped)
         quantize_static(
             str(prepped),
             str(dst),
@@ -148,19 +147,21 @@ def quantize_int8(src: Path, dst: Path, calibration: np.ndarray, batch: int = 16
     return dst
 
 
-def _prepare_for_quantization(pre_process: Any, src: Path, prepped: Path) -> None:
+def _prepare_for_quantization(src: Path, prepped: Path) -> None:
     """onnxruntime's pre-processing (shape inference, graph optimisation) of ``src`` into ``prepped``.
 
     Its symbolic shape inference gives up on some graphs (the dual network's routed branches) and then
     saves its partial model into the *working directory*: it runs in a scratch directory, and on that
     failure the pre-processing runs again with onnx's own shape inference only, which such graphs pass.
     """
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
     with tempfile.TemporaryDirectory(prefix="aidetect-quant-") as scratch, contextlib.chdir(scratch):
         try:
-            pre_process(str(src), str(prepped), skip_symbolic_shape=False)
+            quant_pre_process(str(src), str(prepped), skip_symbolic_shape=False)
         except Exception as exc:  # onnxruntime raises a bare Exception("Incomplete symbolic shape inference")
             log.info("int8: symbolic shape inference failed (%s); using onnx shape inference only", exc)
-            pre_process(str(src), str(prepped), skip_symbolic_shape=True)
+            quant_pre_process(str(src), str(prepped), skip_symbolic_shape=True)
 
 
 def torch_probabilities(model: nn.Module, x: np.ndarray, batch: int = 64) -> np.ndarray:

@@ -35,7 +35,14 @@ from aidetect.errors import AidetectError, DataError
 from aidetect.model.augment import Augmenter
 from aidetect.model.checkpoint import save_checkpoint, unwrap
 from aidetect.model.config import TrainConfig
-from aidetect.model.data import ImageDataset, SplitData, epoch_batches, load_split, predict_loader
+from aidetect.model.data import (
+    ImageDataset,
+    SplitData,
+    epoch_batches,
+    load_split,
+    predict_loader,
+    spread,
+)
 from aidetect.model.inference import autocast, predict_images
 from aidetect.model.lineage import git_commit, read_json, write_json
 from aidetect.model.metrics import classification_metrics
@@ -217,18 +224,14 @@ def _with_feedback(split: SplitData, cap: int, repeat: int) -> SplitData:
 
     The feedback rows are the few hundred that say how the new domain is learnt; cutting them with the
     base rows would leave an epoch (or the checkpoint choice) blind to it."""
-    rows = split.rows
-    if "provenance" not in rows or not (rows["provenance"] == "feedback").any():
+    fb = ~base_rows(split.rows)
+    if not fb.any():
         return split.head(cap)
-    fb = (rows["provenance"] == "feedback").to_numpy()
     base_idx, fb_idx = np.nonzero(~fb)[0], np.nonzero(fb)[0]
     if cap and len(base_idx) > cap:
-        base_idx = base_idx[np.linspace(0, len(base_idx) - 1, cap).round().astype(int)]
-    idx = np.concatenate([base_idx, np.tile(fb_idx, repeat)])
+        base_idx = base_idx[spread(len(base_idx), cap)]
     log.info("%d base + %d feedback images x %d", len(base_idx), len(fb_idx), repeat)
-    return SplitData(
-        [split.images[i] for i in idx], split.targets[idx], rows.iloc[idx].reset_index(drop=True)
-    )
+    return split.take(np.concatenate([base_idx, np.tile(fb_idx, repeat)]))
 
 
 def _differences(
